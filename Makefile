@@ -1,0 +1,34 @@
+# kafka-edge developer commands. `make setup` once, then `make test`, `make demo`, `make bench`.
+PY := .venv/bin/python
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup test unit e2e lint typecheck check demo bench clean
+
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	$(PY) -m ruff check src tests testbed scripts
+	$(PY) -m mypy
+	$(PY) -m pytest tests
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+lint:
+	$(PY) -m ruff check src tests testbed scripts
+
+typecheck:
+	$(PY) -m mypy
+
+demo: setup
+	$(PY) scripts/demo.py
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

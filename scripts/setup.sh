@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Idempotent set-up: checks Java and Maven, installs the Debian tools the tests use, creates .venv
+# with the package and its dev extras, and fetches Apache Kafka jars from Maven Central.
+# A second run only checks; nothing already done is done again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KAFKA_VERSIONS="${KAFKA_VERSIONS:-4.4.0 3.9.1}"
+PYTHON="${PYTHON:-python3}"
+missing=()
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. Java >= 17 and Maven
+if ! command -v java >/dev/null 2>&1; then
+  missing+=("java (JDK 17 or newer: apt-get install openjdk-17-jdk-headless)")
+else
+  jv=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+  if [ -z "$jv" ] || [ "$jv" -lt 17 ]; then
+    missing+=("java >= 17 (found: ${jv:-unknown})")
+  fi
+fi
+command -v mvn >/dev/null 2>&1 || missing+=("maven (apt-get install maven)")
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null \
+  || missing+=("python >= 3.11 (set PYTHON=/path/to/python3.11)")
+if [ ${#missing[@]} -gt 0 ]; then
+  say "missing prerequisites:"; for m in "${missing[@]}"; do say "  - $m"; done
+  exit 1
+fi
+
+# 2. Debian tools used by the tests: kcat (librdkafka CLI), haproxy (load-balancer stand-in), ip (netns)
+need_pkgs=()
+command -v kcat >/dev/null 2>&1 || need_pkgs+=(kcat)
+command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages: ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    say "WARNING: missing ${need_pkgs[*]} and cannot apt-get install (not root); tests needing them will skip"
+  fi
+fi
+
+# 3. Python virtualenv with the package and its dev extras
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing kafka-edge[dev,bench] into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev,bench]'
+  touch "$stamp"
+else
+  say ".venv up to date"
+fi
+
+# 4. Apache Kafka broker and tools jars from Maven Central
+for v in $KAFKA_VERSIONS; do
+  dir=".cache/kafka/$v/libs"
+  if [ -f ".cache/kafka/$v/.complete" ]; then
+    say "Apache Kafka $v jars present"
+    continue
+  fi
+  say "fetching Apache Kafka $v jars from Maven Central"
+  log4j_args=()
+  case "$v" in 3.*) log4j_args=(-Dlegacy.logging=true) ;; esac
+  mvn -q -B -f tools/kafka-jars/pom.xml -Dkafka.version="$v" "${log4j_args[@]}" \
+    -Dout="$PWD/$dir" dependency:copy-dependencies
+  touch ".cache/kafka/$v/.complete"
+done
+say "done"
