@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from kafka_edge import __version__
+from kafka_edge.config import Config, ConfigError, load_config, quick_config
+
+log = logging.getLogger("kafka_edge.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,8 +22,36 @@ def build_parser() -> argparse.ArgumentParser:
         "broker address rewriting.",
     )
     parser.add_argument("--version", action="version", version=f"kafka-edge {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve (with --config FILE, or the quick flags)")
+    run.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    run.add_argument("--upstream", metavar="HOST:PORT",
+                     help="quick mode: one plaintext cluster's bootstrap server")
+    run.add_argument("--listen", metavar="HOST:PORT",
+                     help="quick mode: bootstrap port; broker N on the port 1 + N after it")
+    run.add_argument("--advertise", metavar="HOST", help="quick mode: host given to clients")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes sharing the ports (SO_REUSEPORT); default 1")
+
+    check = sub.add_parser("check", help="validate a configuration file and exit")
+    check.add_argument("--config", metavar="FILE", required=True)
+
+    dns = sub.add_parser("dns", help="print the DNS records client networks need")
+    dns.add_argument("--config", metavar="FILE", required=True)
+    dns.add_argument("--target", metavar="NAME",
+                     help="the edge endpoint (load balancer DNS name) the records point at")
     return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    if args.config:
+        if args.command == "run" and (args.upstream or args.listen):
+            raise ConfigError(["--config cannot be combined with --upstream/--listen"])
+        return load_config(args.config)
+    if args.upstream and args.listen:
+        return quick_config(upstream=args.upstream, listen=args.listen, advertise=args.advertise)
+    raise ConfigError(["give --config FILE, or --upstream HOST:PORT and --listen HOST:PORT"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +60,81 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"kafka-edge: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(f"configuration OK: {len(config.clusters)} cluster(s), "
+              f"{len(config.listeners)} SNI listener(s)")
+        return 0
+    if args.command == "dns":
+        from kafka_edge.routing.dns import dns_records
+
+        print(dns_records(config, target=args.target))
+        return 0
+    from kafka_edge.observability.logs import setup_logging
+
+    setup_logging(config.observability.log_level, config.observability.log_format)
+    if args.workers > 1:
+        from kafka_edge.relay.workers import run_workers
+
+        return run_workers(config, args.workers)
+    return serve(config)
+
+
+def serve(config: Config, *, reuse_port: bool = False) -> int:
+    """Run one proxy process until SIGTERM/SIGINT; SIGHUP reloads certificates."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        uvloop = None  # type: ignore[assignment]
+    if uvloop is not None:
+        return uvloop.run(_serve(config, reuse_port))
+    return asyncio.run(_serve(config, reuse_port))
+
+
+async def _serve(config: Config, reuse_port: bool) -> int:
+    from kafka_edge.relay.server import Proxy
+
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception)
+    proxy = Proxy(config)
+    proxy.reuse_port = reuse_port
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, proxy.reload_certificates)
+    try:
+        await proxy.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        await proxy.stop(0)
+        return 1
+    await stop.wait()
+    log.info("shutting down: draining connections")
+    await proxy.stop(config.limits.drain_timeout_s)
+    log.info("stopped")
     return 0
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """TLS handshake failures and resets are a client's problem: one line, no traceback."""
+    exc = context.get("exception")
+    message = context.get("message", "")
+    if isinstance(exc, (OSError, TimeoutError)) or "handshake" in str(message).lower():
+        logging.getLogger("kafka_edge.tls").warning(
+            "%s: %s", message, exc or "", extra={"peer": _peer_of(context)})
+        return
+    loop.default_exception_handler(context)
+
+
+def _peer_of(context: dict[str, object]) -> str | None:
+    transport = context.get("transport")
+    get = getattr(transport, "get_extra_info", None)
+    peer = get("peername") if get else None
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
 
 
 if __name__ == "__main__":

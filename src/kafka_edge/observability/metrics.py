@@ -1,0 +1,41 @@
+"""Prometheus metrics. One registry per proxy instance (no global state shared across tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Counter(
+            "kafka_edge_connections", "Client connections accepted",
+            ["cluster", "target"], registry=r)
+        self.active = Gauge(
+            "kafka_edge_active_connections", "Client connections open now",
+            ["cluster"], registry=r)
+        self.bytes = Counter(
+            "kafka_edge_relayed_bytes", "Bytes relayed",
+            ["cluster", "direction"], registry=r)
+        self.rewritten = Counter(
+            "kafka_edge_rewritten_responses", "Responses whose broker addresses were rewritten",
+            ["cluster"], registry=r)
+        self.refused = Counter(
+            "kafka_edge_refused_connections", "Connections refused before relaying",
+            ["listener", "reason"], registry=r)
+        self.errors = Counter(
+            "kafka_edge_connection_errors", "Connections closed on an error",
+            ["cluster", "kind"], registry=r)
+        self.upstream_connect = Histogram(
+            "kafka_edge_upstream_connect_seconds", "Time to open an upstream connection",
+            ["cluster"], registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
+        self.discovery = Counter(
+            "kafka_edge_discovery_requests", "Metadata requests made by the proxy itself",
+            ["cluster", "outcome"], registry=r)
+        self.known_brokers = Gauge(
+            "kafka_edge_known_brokers", "Broker node ids this instance can route to",
+            ["cluster"], registry=r)
+        self.cert_reloads = Counter(
+            "kafka_edge_certificate_reloads", "Certificate reloads", ["outcome"], registry=r)

@@ -1,0 +1,306 @@
+"""Sans-I/O frame streams for one proxied connection, one object per direction.
+
+A Kafka connection carries int32 size-prefixed frames. The proxy must look at every frame
+header but should touch as few bytes as possible:
+
+* ``RequestStream`` (client -> broker) peeks each request header, remembers
+  (correlation id -> api key, version) for the answer, and forwards the bytes it was given
+  unchanged, in one piece per ``feed`` call where it can. The only frames it does not forward are
+  ApiVersions requests at a version the proxy does not know: it answers those itself.
+* ``ResponseStream`` (broker -> client) peeks each response's correlation id. Responses of APIs
+  that can carry a broker address (and ApiVersions, and SaslHandshake) are collected whole, handed
+  to the codecs and replaced when they change; every other response streams through without being
+  buffered.
+
+After a successful SaslHandshake v0 the client and broker exchange raw, header-less SASL tokens.
+Both streams pass such frames through verbatim until the client sends a frame that parses as a
+request header again (see ``rewrite.is_plausible_request_header``).
+
+Neither class does I/O: bytes come in through ``feed`` and go out through the callables given at
+construction, so a test can drive a stream like a wire transcript.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.messages import API_KEYS
+from kafka_edge.protocol.rewrite import (
+    REWRITTEN_APIS,
+    AddressMapper,
+    api_versions_unsupported_response,
+    is_plausible_request_header,
+    produce_acks,
+    rewrite_api_versions,
+    rewrite_response,
+    sasl_handshake_v0_succeeded,
+)
+
+Sink = Callable[[bytes | bytearray | memoryview], None]
+
+API_PRODUCE = 0
+API_SASL_HANDSHAKE = 17
+API_API_VERSIONS = 18
+MAX_API_VERSIONS_VERSION = API_KEYS[API_API_VERSIONS].max_version
+
+# Responses that must be seen whole: address-bearing ones, plus ApiVersions (intersection) and
+# SaslHandshake (to detect the v0 raw-token phase).
+INSPECTED_RESPONSES = frozenset(REWRITTEN_APIS | {API_SASL_HANDSHAKE, API_API_VERSIONS})
+
+# A Produce request prefix long enough to hold header + transactional id + acks. Client ids and
+# transactional ids are short in practice; a prefix this long that still cannot be parsed is bad.
+_MAX_PEEK = 65_536 + 64
+
+_I32 = struct.Struct(">i")
+_HDR = struct.Struct(">ihhi")  # size, api_key, api_version, correlation_id
+_SIZE_CORR = struct.Struct(">ii")
+
+
+def describe_bad_size(size_bytes: bytes) -> str:
+    """Explain an impossible frame size; a TLS ClientHello on a plaintext port is the usual one."""
+    if size_bytes[:1] == b"\x16" and size_bytes[1:2] == b"\x03":
+        return "a TLS handshake arrived on a plaintext Kafka port"
+    if size_bytes[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"PRI "):
+        return "an HTTP request arrived on a Kafka port"
+    size = int.from_bytes(size_bytes[:4], "big", signed=True)
+    return f"frame size {size} is out of range"
+
+
+class ConnectionState:
+    """What both directions of one connection share: requests awaiting an answer, SASL phase."""
+
+    __slots__ = ("in_flight", "sasl_raw")
+
+    def __init__(self) -> None:
+        # Kafka answers requests on one connection in order, so a FIFO is enough.
+        self.in_flight: deque[tuple[int, int, int]] = deque()
+        self.sasl_raw = False
+
+    def expect(self, correlation_id: int, api_key: int, api_version: int) -> None:
+        self.in_flight.append((correlation_id, api_key, api_version))
+
+    def answer(self, correlation_id: int) -> tuple[int, int]:
+        if not self.in_flight:
+            raise ProtocolError(f"broker sent a response (correlation id {correlation_id}) "
+                                "to no outstanding request")
+        expected, api_key, api_version = self.in_flight.popleft()
+        if expected != correlation_id:
+            raise ProtocolError(f"broker answered correlation id {correlation_id}, "
+                                f"expected {expected}")
+        return api_key, api_version
+
+
+class RequestStream:
+    """Client -> broker: peek request headers, track them, forward the bytes."""
+
+    __slots__ = ("_forward", "_max_frame", "_pending", "_remaining", "_reply", "_state",
+                 "frames")
+
+    def __init__(self, state: ConnectionState, forward: Sink, reply: Sink, max_frame: int) -> None:
+        self._state = state
+        self._forward = forward
+        self._reply = reply
+        self._max_frame = max_frame
+        self._remaining = 0  # bytes of the current frame still to pass through
+        self._pending = b""  # start of a frame whose header is not complete yet (not forwarded)
+        self.frames = 0
+
+    def feed(self, data: bytes) -> None:
+        n = len(data)
+        pos = 0
+        remaining = self._remaining
+        if remaining:
+            if remaining >= n:
+                self._remaining = remaining - n
+                self._forward(data)
+                return
+            pos = remaining
+            self._remaining = 0
+        elif self._pending:
+            data = self._pending + data
+            self._pending = b""
+            n = len(data)
+        out_start = 0
+        state = self._state
+        while pos < n:
+            if state.sasl_raw:
+                # A raw SASL token, or the first request after the raw phase: look at it whole.
+                if n - pos < 4:
+                    break
+                size = _I32.unpack_from(data, pos)[0]
+                if size < 0 or size > self._max_frame:
+                    raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
+                end = pos + 4 + size
+                if end > n:
+                    break
+                if not is_plausible_request_header(memoryview(data)[pos + 4:end]):
+                    pos = end
+                    continue
+                state.sasl_raw = False
+            if n - pos < 12:
+                if n - pos >= 4:
+                    self._check_size(data, pos)
+                break
+            size, api_key, api_version, correlation_id = _HDR.unpack_from(data, pos)
+            if size < 8 or size > self._max_frame:
+                raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
+            end = pos + 4 + size
+            if api_key == API_API_VERSIONS and api_version > MAX_API_VERSIONS_VERSION:
+                if end > n:
+                    break
+                if pos > out_start:
+                    self._forward(memoryview(data)[out_start:pos])
+                answer = api_versions_unsupported_response(correlation_id)
+                self._reply(_I32.pack(len(answer)) + answer)
+                pos = out_start = end
+                continue
+            if api_key == API_PRODUCE:
+                acks = produce_acks(memoryview(data)[pos + 4:min(end, n)], api_version)
+                if acks is None:
+                    if end <= n or n - pos > _MAX_PEEK:
+                        raise ProtocolError("client: cannot parse Produce request header")
+                    break
+                if acks != 0:
+                    state.expect(correlation_id, api_key, api_version)
+            else:
+                state.expect(correlation_id, api_key, api_version)
+            self.frames += 1
+            if end > n:
+                self._remaining = end - n
+                pos = n
+                break
+            pos = end
+        if pos < n:
+            self._pending = bytes(data[pos:])
+            if len(self._pending) > _MAX_PEEK and not state.sasl_raw:
+                raise ProtocolError("client: request header does not fit the peek buffer")
+        if pos > out_start:
+            if out_start == 0 and pos == n:
+                self._forward(data)
+            else:
+                self._forward(memoryview(data)[out_start:pos])
+
+    def _check_size(self, data: bytes, pos: int) -> None:
+        size = _I32.unpack_from(data, pos)[0]
+        if size < 8 or size > self._max_frame:
+            raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
+
+
+class ResponseStream:
+    """Broker -> client: rewrite address-bearing responses, stream everything else through."""
+
+    __slots__ = ("_collect", "_collect_key", "_forward", "_mapper", "_max_frame", "_pending",
+                 "_remaining", "_state", "rewritten")
+
+    def __init__(self, state: ConnectionState, forward: Sink, mapper: AddressMapper,
+                 max_frame: int) -> None:
+        self._state = state
+        self._forward = forward
+        self._mapper = mapper
+        self._max_frame = max_frame
+        self._remaining = 0          # bytes of a pass-through frame still to stream
+        self._pending = b""          # a partial size + correlation id
+        self._collect: bytearray | None = None  # an inspected frame being gathered whole
+        self._collect_key = (0, 0)
+        self.rewritten = 0
+
+    def feed(self, data: bytes) -> None:
+        n = len(data)
+        pos = 0
+        collect = self._collect
+        if collect is not None:
+            need = self._remaining
+            if need > n:
+                collect += data
+                self._remaining = need - n
+                return
+            collect += memoryview(data)[:need]
+            self._collect = None
+            self._remaining = 0
+            self._emit_inspected(collect)
+            if need == n:
+                return
+            pos = out_start = need
+        elif self._remaining:
+            remaining = self._remaining
+            if remaining >= n:
+                self._remaining = remaining - n
+                self._forward(data)
+                return
+            pos = remaining  # data[:pos] ends a pass-through frame: forwarded with what follows
+            out_start = 0
+            self._remaining = 0
+        else:
+            out_start = 0
+            if self._pending:
+                data = self._pending + data
+                self._pending = b""
+                n = len(data)
+        state = self._state
+        while pos < n:
+            if state.sasl_raw:
+                # Raw SASL tokens from the broker: no header, possibly empty; pass them through.
+                if n - pos < 4:
+                    break
+                size = _I32.unpack_from(data, pos)[0]
+                if size < 0 or size > self._max_frame:
+                    raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
+                end = pos + 4 + size
+                if end > n:
+                    self._remaining = end - n
+                    pos = n
+                    break
+                pos = end
+                continue
+            if n - pos < 8:
+                break
+            size, correlation_id = _SIZE_CORR.unpack_from(data, pos)
+            if size < 4 or size > self._max_frame:
+                raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
+            end = pos + 4 + size
+            key, version = state.answer(correlation_id)
+            if key in INSPECTED_RESPONSES:
+                if pos > out_start:
+                    self._forward(memoryview(data)[out_start:pos])
+                if end <= n:
+                    self._collect_key = (key, version)
+                    self._emit_inspected(memoryview(data)[pos:end])
+                    pos = out_start = end
+                    continue
+                self._collect = bytearray(memoryview(data)[pos:])
+                self._collect_key = (key, version)
+                self._remaining = end - n
+                return
+            if end > n:
+                self._remaining = end - n
+                pos = n
+                break
+            pos = end
+        if pos < n:
+            self._pending = bytes(data[pos:])
+        if pos > out_start:
+            if out_start == 0 and pos == n:
+                self._forward(data)
+            else:
+                self._forward(memoryview(data)[out_start:pos])
+
+    def _emit_inspected(self, frame: bytearray | memoryview) -> None:
+        """``frame`` is one whole response including its size prefix."""
+        key, version = self._collect_key
+        payload = memoryview(frame)[4:]
+        if key == API_API_VERSIONS:
+            new: bytes | None = rewrite_api_versions(version, payload)
+        elif key == API_SASL_HANDSHAKE:
+            if version == 0 and sasl_handshake_v0_succeeded(payload):
+                self._state.sasl_raw = True
+            new = None
+        else:
+            new = rewrite_response(key, version, payload, self._mapper)
+        if new is None:
+            self._forward(frame)
+        else:
+            self.rewritten += 1
+            self._forward(_I32.pack(len(new)) + new)

@@ -1,0 +1,161 @@
+"""Everything one configured cluster needs at run time: its broker directory, how clients see its
+brokers (edge addresses), how to reach it (TLS, discovery) and its metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from typing import TYPE_CHECKING
+
+from kafka_edge.relay.discovery import DiscoveryCredentials, discover
+from kafka_edge.routing.directory import Address, BrokerDirectory
+from kafka_edge.tls.context import upstream_context
+
+if TYPE_CHECKING:
+    from kafka_edge.config import ClusterConfig
+    from kafka_edge.observability.metrics import Metrics
+    from kafka_edge.relay.connection import ProxyConnection
+
+log = logging.getLogger("kafka_edge.cluster")
+
+
+class ClusterRuntime:
+    def __init__(self, config: ClusterConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.name = config.name
+        self.metrics = metrics
+        up = config.upstream
+        self.connect_timeout = float(up.connect_timeout_s)
+        self.tls: ssl.SSLContext | None = None
+        if up.tls is not None:
+            self.tls = upstream_context(
+                ca_file=up.tls.ca_file, verify_hostname=up.tls.verify_hostname,
+                cert_file=up.tls.cert_file, key_file=up.tls.key_file)
+        self.directory = BrokerDirectory(
+            bootstrap=up.bootstrap_addresses,
+            edge_address=self.edge_address,
+            pattern=up.pattern_address if up.broker_address_pattern else None,
+        )
+        sasl = up.discovery.sasl
+        self.credentials = (
+            DiscoveryCredentials(mechanism=sasl.mechanism, username=sasl.username,
+                                 password=sasl.password.reveal())
+            if sasl is not None else None)
+        self.refresh_interval = float(up.discovery.refresh_interval_s)
+        self._discovering: asyncio.Task[None] | None = None
+        self._last_discovery = -1e9
+        self._next_bootstrap = 0
+        self.last_upstream_ok = 0.0  # monotonic time of the last successful upstream dial
+        self._bytes_up = metrics.bytes.labels(self.name, "client_to_broker")
+        self._bytes_down = metrics.bytes.labels(self.name, "broker_to_client")
+        self._active = metrics.active.labels(self.name)
+        self._rewritten = metrics.rewritten.labels(self.name)
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def edge_address(self, node_id: int) -> Address:
+        """The address clients are given for broker ``node_id``."""
+        cfg = self.config
+        if cfg.sni_routing is not None:
+            return cfg.sni_routing.host_for_node(node_id), self.sni_advertised_port
+        pr = cfg.port_routing
+        assert pr is not None
+        if not pr.node_id_min <= node_id <= pr.node_id_max:
+            # Never hand out the real address; an unusable one makes the mistake visible.
+            log.error("broker node id %d is outside node_id_min..node_id_max (%d..%d) of "
+                      "cluster %s: clients cannot reach it; widen the range",
+                      node_id, pr.node_id_min, pr.node_id_max, self.name)
+            return pr.advertised_host, 0
+        return pr.advertised_host, pr.advertised_port_for_node(node_id)
+
+    @property
+    def sni_advertised_port(self) -> int:
+        sni = self.config.sni_routing
+        assert sni is not None and sni.advertised_port is not None
+        return sni.advertised_port
+
+    # -- dialling ------------------------------------------------------------------------------
+
+    def _candidates(self, node_id: int | None) -> list[Address]:
+        if node_id is None:
+            boot = list(self.directory.bootstrap)
+            start = self._next_bootstrap % len(boot)
+            self._next_bootstrap += 1
+            return boot[start:] + boot[:start]
+        address = self.directory.upstream_for(node_id)
+        return [address] if address is not None else []
+
+    async def dial(self, conn: ProxyConnection, node_id: int | None) -> None:
+        candidates = self._candidates(node_id)
+        if not candidates and node_id is not None:
+            await self.discover()
+            candidates = self._candidates(node_id)
+            if not candidates:
+                raise LookupError(f"broker node {node_id} is not in cluster {self.name}'s metadata")
+        loop = asyncio.get_running_loop()
+        last: BaseException | None = None
+        for host, port in candidates:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda: conn.upstream, host, port, ssl=self.tls,
+                                           server_hostname=host if self.tls else None),
+                    self.connect_timeout)
+            except (OSError, ssl.SSLError, TimeoutError) as exc:
+                last = exc
+                log.warning("cannot connect to %s:%d for cluster %s: %s", host, port, self.name,
+                            exc or type(exc).__name__)
+                continue
+            now = time.monotonic()
+            self.last_upstream_ok = now
+            self.metrics.upstream_connect.labels(self.name).observe(now - started)
+            conn.start_relay()
+            return
+        assert last is not None
+        raise last if isinstance(last, Exception) else OSError(str(last))
+
+    async def discover(self) -> None:
+        """Learn the cluster's brokers from its own metadata (single flight, rate limited)."""
+        if self._discovering is None or self._discovering.done():
+            if time.monotonic() - self._last_discovery < self.refresh_interval:
+                return
+            self._discovering = asyncio.get_running_loop().create_task(self._discover())
+        await asyncio.shield(self._discovering)
+
+    async def _discover(self) -> None:
+        self._last_discovery = time.monotonic()
+        for address in self.directory.bootstrap:
+            try:
+                seen = await discover(self.directory, address, tls=self.tls,
+                                      credentials=self.credentials,
+                                      timeout=self.connect_timeout)
+            except Exception as exc:
+                self.metrics.discovery.labels(self.name, "error").inc()
+                log.warning("discovery via %s:%d failed for cluster %s: %s",
+                            address[0], address[1], self.name, exc)
+                continue
+            self.metrics.discovery.labels(self.name, "ok").inc()
+            self.metrics.known_brokers.labels(self.name).set(len(self.directory.known_nodes()))
+            log.info("discovered brokers of cluster %s: %s", self.name, sorted(seen))
+            return
+
+    def close(self) -> None:
+        if self._discovering is not None:
+            self._discovering.cancel()
+
+    # -- connection accounting --------------------------------------------------------------------
+
+    def on_accept(self, conn: ProxyConnection) -> None:
+        self.metrics.connections.labels(
+            self.name, "bootstrap" if conn.node_id is None else "broker").inc()
+        self._active.inc()
+
+    def on_close(self, conn: ProxyConnection, reason: str) -> None:
+        self._active.dec()
+        self._bytes_up.inc(conn.bytes_up)
+        self._bytes_down.inc(conn.bytes_down)
+        if conn.requests is not None:
+            self._rewritten.inc(conn.responses.rewritten)
+        self.metrics.known_brokers.labels(self.name).set(len(self.directory.known_nodes()))

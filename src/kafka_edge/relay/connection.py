@@ -1,0 +1,245 @@
+"""One proxied connection, from accept to close.
+
+::
+
+    accepted --(route known: bootstrap or node N)--> dialling --(upstream up)--> relaying --> closed
+        |                                               |                          |
+        +--(no route / refused)--> closed  <------------+--(dial failed)           +--(EOF / error)
+
+While dialling, the client's socket is not read (the kernel buffers what it sends). While
+relaying, bytes flow through a ``RequestStream`` (client -> broker) and a ``ResponseStream``
+(broker -> client). Flow control: when one side's write buffer is full, the other side's reads
+are paused, so memory stays bounded when a peer reads slowly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
+
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+
+if TYPE_CHECKING:
+    from kafka_edge.relay.cluster import ClusterRuntime
+
+log = logging.getLogger("kafka_edge.relay")
+
+# Route resolution: given a just-accepted client transport, which cluster and which target
+# (None = bootstrap, int = broker node id). Returning None refuses the connection.
+Route = tuple["ClusterRuntime", int | None]
+
+WRITE_HIGH = 1 << 20
+WRITE_LOW = 256 << 10
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a proxied connection; hands everything to the owning ``ProxyConnection``."""
+
+    __slots__ = ("conn", "transport")
+
+    def __init__(self, conn: ProxyConnection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+
+
+class UpstreamSide(_Side):
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        conn.bytes_down += len(data)
+        try:
+            conn.responses.feed(data)
+        except ProtocolError as exc:
+            conn.fail(f"bad frame from broker: {exc}")
+
+    def eof_received(self) -> bool | None:
+        self.conn.close("broker closed the connection")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.close("broker connection lost" + (f": {exc}" if exc else ""))
+
+    def pause_writing(self) -> None:
+        self.conn.pause_client_reading()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_client_reading()
+
+
+class ProxyConnection(asyncio.Protocol):
+    """The client-facing protocol; owns the upstream side and both frame streams."""
+
+    def __init__(
+        self,
+        route: Callable[[asyncio.Transport], Route | None],
+        dial: Callable[[ProxyConnection, ClusterRuntime, int | None], Awaitable[None]],
+        registry: set[ProxyConnection],
+        max_frame: int,
+    ) -> None:
+        self._route = route
+        self._dial = dial
+        self._registry = registry
+        self._max_frame = max_frame
+        self.client: asyncio.Transport | None = None
+        self.upstream = UpstreamSide(self)
+        self.cluster: ClusterRuntime | None = None
+        self.node_id: int | None = None
+        self.peer = "?"
+        self.state = ConnectionState()
+        self.requests: RequestStream | None = None
+        self.responses: ResponseStream  # set in start_relay
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._client_paused = False
+        self._upstream_paused = False
+        self._early: list[bytes] = []
+
+    # -- client socket events -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.client = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        self._registry.add(self)
+        try:
+            route = self._route(transport)
+        except Exception as exc:  # a routing bug must not take the listener down
+            log.exception("routing failed for %s", self.peer)
+            self.close(f"routing error: {exc}")
+            return
+        if route is None:
+            self.close("no route")
+            return
+        self.cluster, self.node_id = route
+        self.cluster.on_accept(self)
+        transport.pause_reading()
+        self._client_paused = True
+        self._task = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        assert self.cluster is not None
+        try:
+            await self._dial(self, self.cluster, self.node_id)
+        except asyncio.CancelledError:
+            self.close("cancelled while dialling")
+            raise
+        except (OSError, ssl.SSLError, TimeoutError, LookupError) as exc:
+            self.close(f"cannot reach upstream: {exc}", level=logging.WARNING)
+
+    def start_relay(self) -> None:
+        """Called by the dialler once the upstream transport is connected."""
+        assert self.client is not None and self.upstream.transport is not None
+        assert self.cluster is not None
+        if self.closed:
+            self.upstream.transport.close()
+            return
+        up_write = self.upstream.transport.write
+        self.requests = RequestStream(self.state, up_write, self.client.write, self._max_frame)
+        self.responses = ResponseStream(self.state, self.client.write,
+                                        self.cluster.directory.map_address, self._max_frame)
+        if self._early:  # uvloop may deliver data before a pause in connection_made takes hold
+            early, self._early = self._early, []
+            for chunk in early:
+                self._feed(self.requests, chunk)
+        self.resume_client_reading()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self.requests
+        if requests is None:  # still dialling: keep it for start_relay
+            self._early.append(data)
+            return
+        self._feed(requests, data)
+
+    def _feed(self, requests: RequestStream, data: bytes) -> None:
+        self.bytes_up += len(data)
+        try:
+            requests.feed(data)
+        except ProtocolError as exc:
+            self.fail(f"bad frame from client: {exc}")
+
+    def eof_received(self) -> bool | None:
+        self.close("client closed the connection", level=logging.DEBUG)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close("client connection lost" + (f": {exc}" if exc else ""), level=logging.DEBUG)
+
+    # -- flow control ----------------------------------------------------------------------
+
+    def pause_writing(self) -> None:  # the client reads slower than the broker sends
+        up = self.upstream.transport
+        if up is not None and not self._upstream_paused:
+            self._upstream_paused = True
+            up.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.upstream.transport
+        if up is not None and self._upstream_paused:
+            self._upstream_paused = False
+            up.resume_reading()
+
+    def pause_client_reading(self) -> None:
+        if self.client is not None and not self._client_paused:
+            self._client_paused = True
+            self.client.pause_reading()
+
+    def resume_client_reading(self) -> None:
+        if self.client is not None and self._client_paused and self.requests is not None:
+            self._client_paused = False
+            self.client.resume_reading()
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def fail(self, reason: str) -> None:
+        self.close(reason, level=logging.WARNING)
+
+    def close(self, reason: str, *, level: int = logging.INFO) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._registry.discard(self)
+        cluster = self.cluster
+        log.log(level, "connection closed: %s", reason,
+                extra={"peer": self.peer,
+                       "cluster": cluster.name if cluster else None,
+                       "node": self.node_id,
+                       "bytes_up": self.bytes_up, "bytes_down": self.bytes_down})
+        if cluster is not None:
+            cluster.on_close(self, reason)
+        task = self._task
+        if task is not None and not task.done() and task is not _current_task():
+            task.cancel()
+        # close() flushes what is buffered, then closes: nothing already accepted is dropped.
+        if self.client is not None:
+            self.client.close()
+        if self.upstream.transport is not None:
+            self.upstream.transport.close()
+
+    def abort(self) -> None:
+        """Hard close (shutdown timeout)."""
+        self.close("proxy shutting down")
+        if self.client is not None:
+            self.client.abort()
+        if self.upstream.transport is not None:
+            self.upstream.transport.abort()
+
+
+def _current_task() -> asyncio.Task[object] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

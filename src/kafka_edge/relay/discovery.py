@@ -1,0 +1,123 @@
+"""The proxy's own metadata connection: learns broker addresses an instance has not seen yet.
+
+A client that connects to "broker N" on an instance that has never relayed metadata naming N
+(a fresh instance behind a load balancer) needs N's upstream address. This module asks the
+cluster itself: it connects to a configured bootstrap server (TLS as configured), authenticates
+with the discovery credentials if the listener needs SASL (PLAIN or SCRAM), sends a Metadata
+request for no topics, and feeds the answer to the directory through the same codec that rewrites
+client traffic. It is not on the hot path and uses asyncio streams for clarity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import struct
+from dataclasses import dataclass
+
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.rewrite import rewrite_response
+from kafka_edge.protocol.scram import ScramClient
+from kafka_edge.routing.directory import Address, BrokerDirectory
+
+_CLIENT_ID = b"kafka-edge-discovery"
+API_METADATA, API_SASL_HANDSHAKE, API_SASL_AUTHENTICATE = 3, 17, 36
+METADATA_VERSION = 4  # non-flexible, brokers + no topics; served by every broker since 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryCredentials:
+    mechanism: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password
+        return f"DiscoveryCredentials(mechanism={self.mechanism!r}, username={self.username!r})"
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.correlation_id = reader, writer, 0
+
+    async def call(self, api_key: int, version: int, body: bytes) -> bytes:
+        self.correlation_id += 1
+        header = struct.pack(">hhih", api_key, version, self.correlation_id, len(_CLIENT_ID))
+        frame = header + _CLIENT_ID + body
+        self.writer.write(struct.pack(">i", len(frame)) + frame)
+        await self.writer.drain()
+        size = struct.unpack(">i", await self.reader.readexactly(4))[0]
+        if size < 4 or size > 16 << 20:
+            raise ProtocolError(f"discovery: response size {size} out of range")
+        payload = await self.reader.readexactly(size)
+        if struct.unpack_from(">i", payload)[0] != self.correlation_id:
+            raise ProtocolError("discovery: unexpected correlation id")
+        return payload
+
+
+def _string(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+async def _authenticate(conn: _Conn, creds: DiscoveryCredentials) -> None:
+    answer = await conn.call(API_SASL_HANDSHAKE, 1, _string(creds.mechanism))
+    if (error := struct.unpack_from(">h", answer, 4)[0]) != 0:
+        raise ProtocolError(f"discovery: SaslHandshake refused {creds.mechanism} (error {error})")
+
+    async def step(token: bytes) -> bytes:
+        resp = await conn.call(API_SASL_AUTHENTICATE, 1, struct.pack(">i", len(token)) + token)
+        error, msg_len = struct.unpack_from(">hh", resp, 4)
+        off = 8 + max(msg_len, 0)
+        if error != 0:
+            message = resp[8:off].decode(errors="replace") if msg_len > 0 else ""
+            raise ProtocolError(f"discovery: authentication failed (error {error}) {message}")
+        n = struct.unpack_from(">i", resp, off)[0]
+        return resp[off + 4: off + 4 + max(n, 0)]
+
+    if creds.mechanism == "PLAIN":
+        await step(b"\0" + creds.username.encode() + b"\0" + creds.password.encode())
+        return
+    scram = ScramClient(creds.mechanism, creds.username, creds.password)
+    server_first = await step(scram.first_message())
+    server_final = await step(scram.final_message(server_first))
+    scram.verify_server_final(server_final)
+
+
+async def discover(
+    directory: BrokerDirectory,
+    address: Address,
+    *,
+    tls: ssl.SSLContext | None,
+    credentials: DiscoveryCredentials | None,
+    timeout: float,
+) -> dict[int, Address]:
+    """Ask the cluster at ``address`` for its brokers; the directory learns them."""
+    host, port = address
+
+    async def run() -> dict[int, Address]:
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=host if tls else None
+        )
+        try:
+            conn = _Conn(reader, writer)
+            if credentials is not None:
+                await _authenticate(conn, credentials)
+            body = struct.pack(">i?", 0, False)  # no topics, no auto-creation
+            payload = await conn.call(API_METADATA, METADATA_VERSION, body)
+            seen: dict[int, Address] = {}
+
+            def learn(node_id: int, h: str, p: int, is_broker: bool) -> tuple[str, int]:
+                if is_broker:
+                    seen[node_id] = (h, p)
+                return directory.map_address(node_id, h, p, is_broker)
+
+            rewrite_response(API_METADATA, METADATA_VERSION, payload, learn)
+            return seen
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, ssl.SSLError):
+                pass
+
+    return await asyncio.wait_for(run(), timeout)

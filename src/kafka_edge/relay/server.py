@@ -1,0 +1,285 @@
+"""The proxy process: binds listeners, routes accepted connections, and runs the lifecycle.
+
+Lifecycle (as uvicorn does it): start -> serve -> drain -> stop. ``start`` binds every port and
+starts the health endpoint; ``drain`` stops accepting, reports not-ready, lets open connections
+finish up to a timeout, then aborts the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kafka_edge.observability.http import HealthServer
+from kafka_edge.observability.metrics import Metrics
+from kafka_edge.relay.cluster import ClusterRuntime
+from kafka_edge.relay.connection import ProxyConnection, Route
+from kafka_edge.tls.context import Certificate, load_certificates
+
+if TYPE_CHECKING:
+    from kafka_edge.config import Config, TlsServerConfig
+
+log = logging.getLogger("kafka_edge.server")
+
+_SNI_ATTR = "_kafka_edge_route"  # set on the SSLObject by the SNI callback, read by the router
+
+
+@dataclass
+class TlsEndpoint:
+    """Server-side TLS of one bound socket: certificates chosen by SNI, hot-reloadable."""
+
+    config: TlsServerConfig
+    certificates: list[Certificate] = field(default_factory=list)
+    base: ssl.SSLContext | None = None
+    mtimes: tuple[float, ...] = ()
+
+    def files(self) -> list[Path]:
+        return [Path(p) for c in self.config.certificates for p in (c.cert_file, c.key_file)]
+
+    def load(self) -> None:
+        pairs = [(c.cert_file, c.key_file) for c in self.config.certificates]
+        certs = load_certificates(pairs, min_version=self.config.min_version,
+                                  ciphers=self.config.ciphers)
+        if self.base is None:
+            self.base = load_certificates(pairs[:1], min_version=self.config.min_version,
+                                          ciphers=self.config.ciphers)[0].context
+        else:  # new handshakes on the base context (no SNI) pick up the new chain too
+            self.base.load_cert_chain(str(pairs[0][0]), str(pairs[0][1]))
+        self.certificates = certs
+        self.mtimes = tuple(f.stat().st_mtime for f in self.files())
+
+    def changed(self) -> bool:
+        try:
+            return tuple(f.stat().st_mtime for f in self.files()) != self.mtimes
+        except OSError:
+            return False
+
+    def context_for(self, server_name: str) -> ssl.SSLContext | None:
+        for cert in self.certificates:
+            if cert.covers(server_name):
+                return cert.context
+        return None
+
+
+class Proxy:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.clusters = {c.name: ClusterRuntime(c, self.metrics) for c in config.clusters}
+        self.connections: set[ProxyConnection] = set()
+        self._servers: list[asyncio.Server] = []
+        self._tls: list[TlsEndpoint] = []
+        self._health: HealthServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.ready = False
+        self.draining = False
+        self.started_at = time.monotonic()
+        self.health_port: int | None = None
+        self._max_frame = config.limits.max_frame_bytes
+        self.reuse_port = False  # set by the multi-worker launcher
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for cluster in self.clusters.values():
+            pr = cluster.config.port_routing
+            if pr is None:
+                continue
+            ssl_ctx = self._tls_endpoint(pr.tls, {cluster.name}) if pr.tls else None
+            targets: list[int | None] = [None, *range(pr.node_id_min, pr.node_id_max + 1)]
+            for target in targets:
+                port = pr.bootstrap_port if target is None else pr.port_for_node(target)
+                router = self._fixed_router(cluster, target)
+                await self._bind(loop, pr.bind_host, port, router, ssl_ctx,
+                                 pr.tls.handshake_timeout_s if pr.tls else None)
+        for listener in self.config.listeners:
+            names = {c.name for c in self.clusters.values()
+                     if c.config.sni_routing and c.config.sni_routing.listener == listener.name}
+            ssl_ctx = self._tls_endpoint(listener.tls, names)
+            host, port = listener.bind_address
+            await self._bind(loop, host, port, self._sni_router(listener.name), ssl_ctx,
+                             listener.tls.handshake_timeout_s)
+        obs = self.config.observability
+        if obs.http_address is not None:
+            self._health = HealthServer(self.metrics.registry, self.readiness)
+            self.health_port = await self._health.start(*obs.http_address)
+        self._spawn(self._housekeeping())
+        self.ready = True
+        log.info("kafka-edge ready", extra={
+            "listeners": len(self._servers), "clusters": sorted(self.clusters),
+            "startup_s": round(time.monotonic() - self.started_at, 3)})
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
+                    router: Callable[[asyncio.Transport], Route | None],
+                    ssl_ctx: ssl.SSLContext | None, handshake_timeout: float | None) -> None:
+        def factory() -> ProxyConnection:
+            return ProxyConnection(router, _dial, self.connections, self._max_frame)
+
+        server = await loop.create_server(
+            factory, host or None, port, ssl=ssl_ctx, reuse_address=True,
+            reuse_port=self.reuse_port,
+            ssl_handshake_timeout=handshake_timeout if ssl_ctx else None, backlog=1024)
+        self._servers.append(server)
+        for sock in server.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _fixed_router(self, cluster: ClusterRuntime,
+                      target: int | None) -> Callable[[asyncio.Transport], Route | None]:
+        def route(transport: asyncio.Transport) -> Route | None:
+            if self.draining:
+                return None
+            return cluster, target
+        return route
+
+    def _sni_router(self, listener: str) -> Callable[[asyncio.Transport], Route | None]:
+        default = next((lst.default_cluster for lst in self.config.listeners
+                        if lst.name == listener), None)
+
+        def route(transport: asyncio.Transport) -> Route | None:
+            if self.draining:
+                return None
+            sslobj = transport.get_extra_info("ssl_object")
+            decided: Route | None = getattr(sslobj, _SNI_ATTR, None)
+            if decided is not None:
+                return decided
+            if default is not None:
+                return self.clusters[default], None
+            self.metrics.refused.labels(listener, "no_sni").inc()
+            log.warning("refused a TLS client that sent no server name (SNI) and the listener "
+                        "has no default_cluster", extra={"listener": listener,
+                                                          "peer": _peer(transport)})
+            return None
+        return route
+
+    def resolve_name(self, listener: str, server_name: str) -> Route | None:
+        """SNI name -> (cluster, target) among the clusters routed on ``listener``."""
+        name = server_name.lower().rstrip(".")
+        for cluster in self.clusters.values():
+            sni = cluster.config.sni_routing
+            if sni is None or sni.listener != listener:
+                continue
+            if name == sni.bootstrap_host:
+                return cluster, None
+            node = sni.node_for_host(name)
+            if node is not None:
+                return cluster, node
+        return None
+
+    def _tls_endpoint(self, tls: TlsServerConfig, clusters: set[str]) -> ssl.SSLContext:
+        endpoint = TlsEndpoint(tls)
+        endpoint.load()
+        self._tls.append(endpoint)
+        assert endpoint.base is not None
+        listener = next((lst.name for lst in self.config.listeners if lst.tls is tls), None)
+
+        def sni_callback(sslobj: ssl.SSLObject, server_name: str | None,
+                         ctx: ssl.SSLContext) -> int | None:
+            if server_name is None:
+                return None
+            if listener is not None:
+                route = self.resolve_name(listener, server_name)
+                if route is None:
+                    self.metrics.refused.labels(listener, "unknown_sni").inc()
+                    log.warning("refused TLS server name %r: no cluster on listener %s",
+                                server_name, listener)
+                    return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+                setattr(sslobj, _SNI_ATTR, route)
+            chosen = endpoint.context_for(server_name)
+            if chosen is not None:
+                sslobj.context = chosen
+            return None
+
+        endpoint.base.sni_callback = sni_callback
+        for cert in endpoint.certificates:
+            cert.context.sni_callback = sni_callback
+        return endpoint.base
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def reload_certificates(self) -> None:
+        for endpoint in self._tls:
+            try:
+                old_callback = endpoint.base.sni_callback if endpoint.base else None
+                endpoint.load()
+                for cert in endpoint.certificates:
+                    cert.context.sni_callback = old_callback
+                self.metrics.cert_reloads.labels("ok").inc()
+                log.info("certificates reloaded", extra={
+                    "files": [str(f) for f in endpoint.files()]})
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self.metrics.cert_reloads.labels("error").inc()
+                log.error("certificate reload failed, keeping the previous ones: %s", exc)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        detail: dict[str, object] = {
+            "draining": self.draining,
+            "connections": len(self.connections),
+            "clusters": {
+                name: {"known_brokers": len(c.directory.known_nodes()),
+                       "last_upstream_ok_s_ago": (round(time.monotonic() - c.last_upstream_ok, 1)
+                                                  if c.last_upstream_ok else None)}
+                for name, c in self.clusters.items()},
+        }
+        return self.ready and not self.draining, detail
+
+    async def _housekeeping(self) -> None:
+        """Certificate file watch (polling: portable, no extra dependency) and upstream probes."""
+        while True:
+            await asyncio.sleep(2.0)
+            if any(t.changed() for t in self._tls):
+                self.reload_certificates()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let open connections finish for ``timeout`` seconds, then abort."""
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            # A Kafka connection never ends by itself: close each one as soon as it has no
+            # request awaiting an answer; clients reconnect (to another instance).
+            for conn in list(self.connections):
+                if not conn.state.in_flight:
+                    conn.close("proxy draining")
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        for cluster in self.clusters.values():
+            cluster.close()
+        if self._health is not None:
+            await self._health.stop()
+        self.ready = False
+
+
+async def _dial(conn: ProxyConnection, cluster: ClusterRuntime, node_id: int | None) -> None:
+    await cluster.dial(conn, node_id)
+
+
+def _peer(transport: asyncio.Transport) -> str:
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))

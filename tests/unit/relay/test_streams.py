@@ -1,0 +1,141 @@
+"""Transcript tests of the two frame streams: bytes in, bytes out, as on the wire."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.messages import API_KEYS
+from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+
+MAX = 1 << 20
+
+
+def request(api_key: int, version: int, corr: int, body: bytes = b"", client_id: bytes = b"t"
+            ) -> bytes:
+    payload = struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def response(corr: int, body: bytes) -> bytes:
+    payload = struct.pack(">i", corr) + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def produce_body(acks: int) -> bytes:
+    # Produce v3..v8 (non-flexible): transactional_id (null), acks, timeout, topics (empty)
+    return struct.pack(">hhii", -1, acks, 1000, 0)
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.state = ConnectionState()
+        self.to_broker: list[bytes] = []
+        self.to_client: list[bytes] = []
+        self.requests = RequestStream(self.state, self._up, self._down, MAX)
+        self.responses = ResponseStream(self.state, self._down, self._mapper, MAX)
+
+    def _up(self, data: bytes | bytearray | memoryview) -> None:
+        self.to_broker.append(bytes(data))
+
+    def _down(self, data: bytes | bytearray | memoryview) -> None:
+        self.to_client.append(bytes(data))
+
+    @staticmethod
+    def _mapper(node: int, host: str, port: int, is_broker: bool) -> tuple[str, int]:
+        return f"edge-{node}.example", 9000 + node
+
+
+def chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+
+
+def test_requests_pass_through_unchanged_in_one_write() -> None:
+    w = Wire()
+    frames = request(2, 5, 1, b"x" * 100) + request(8, 3, 2, b"y" * 10)
+    w.requests.feed(frames)
+    assert w.to_broker == [frames]
+    assert [c for c, _, _ in w.state.in_flight] == [1, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+def test_any_chunking_gives_the_same_bytes_both_ways(cuts: list[int]) -> None:
+    w = Wire()
+    reqs = b"".join(request(2, 5, i, bytes([i]) * (i * 37 % 300)) for i in range(1, 9))
+    for part in chunks(reqs, cuts):
+        w.requests.feed(part)
+    assert b"".join(w.to_broker) == reqs
+    resps = b"".join(response(i, bytes([i]) * (i * 53 % 500)) for i in range(1, 9))
+    for part in chunks(resps, cuts):
+        w.responses.feed(part)
+    assert b"".join(w.to_client) == resps
+    assert not w.state.in_flight
+
+
+def test_produce_acks_zero_expects_no_response() -> None:
+    w = Wire()
+    w.requests.feed(request(0, 7, 10, produce_body(0)) + request(0, 7, 11, produce_body(-1)))
+    assert [c for c, _, _ in w.state.in_flight] == [11]
+    w.responses.feed(response(11, b"\0" * 8))
+    assert not w.state.in_flight
+
+
+def test_response_to_unknown_correlation_id_is_a_protocol_error() -> None:
+    w = Wire()
+    w.requests.feed(request(2, 5, 1))
+    with pytest.raises(ProtocolError, match="expected 1"):
+        w.responses.feed(response(2, b""))
+
+
+def test_tls_client_hello_on_plaintext_port_is_named() -> None:
+    w = Wire()
+    with pytest.raises(ProtocolError, match="TLS handshake"):
+        w.requests.feed(bytes.fromhex("16030100f4010000f00303") + b"\0" * 20)
+
+
+def test_oversized_frame_is_refused() -> None:
+    w = Wire()
+    with pytest.raises(ProtocolError, match="out of range"):
+        w.requests.feed(struct.pack(">ihhi", MAX + 1, 0, 0, 0))
+
+
+def test_api_versions_above_known_version_is_answered_locally() -> None:
+    w = Wire()
+    too_new = API_KEYS[18].max_version + 1
+    w.requests.feed(request(2, 5, 1) + request(18, too_new, 7) + request(3, 1, 8))
+    assert b"".join(w.to_broker) == request(2, 5, 1) + request(3, 1, 8)
+    (answer,) = w.to_client
+    size, corr, error = struct.unpack_from(">iih", answer)
+    assert (size, corr, error) == (len(answer) - 4, 7, 35)
+
+
+def test_sasl_handshake_v0_raw_phase_passes_tokens_verbatim() -> None:
+    w = Wire()
+    w.requests.feed(request(17, 0, 1, struct.pack(">h", 5) + b"PLAIN"))
+    # SaslHandshake v0 response: error 0, mechanisms ["PLAIN"]
+    w.responses.feed(response(1, struct.pack(">hih", 0, 1, 5) + b"PLAIN"))
+    assert w.state.sasl_raw
+    token = b"\0Alice\0secret-password"
+    raw = struct.pack(">i", len(token)) + token
+    w.requests.feed(raw)
+    assert w.to_broker[-1] == raw
+    empty = struct.pack(">i", 0)  # PLAIN's (empty) server answer
+    w.responses.feed(empty)
+    assert w.to_client[-1] == empty
+    # the next frame is a Kafka request again and is tracked
+    w.requests.feed(request(3, 1, 2, struct.pack(">i", 0)))
+    assert not w.state.sasl_raw
+    assert [c for c, _, _ in w.state.in_flight] == [2]
+
+
+def test_sasl_handshake_v1_does_not_enter_raw_phase() -> None:
+    w = Wire()
+    w.requests.feed(request(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    w.responses.feed(response(1, struct.pack(">hih", 0, 1, 5) + b"PLAIN"))
+    assert not w.state.sasl_raw
