@@ -20,6 +20,12 @@ class Metrics:
             ["cluster", "direction"], registry=r)
         self.rewritten = Counter(
             "kafka_edge_rewritten_responses", "Responses whose broker addresses were rewritten",
+            ["cluster", "api"], registry=r)
+        self.sasl_handshakes = Counter(
+            "kafka_edge_sasl_handshakes", "SASL handshakes relayed (re-authentications included)",
+            ["cluster"], registry=r)
+        self.sasl_v0 = Counter(
+            "kafka_edge_sasl_v0_sessions", "SaslHandshake v0 exchanges (raw SASL tokens) relayed",
             ["cluster"], registry=r)
         self.refused = Counter(
             "kafka_edge_refused_connections", "Connections refused before relaying",

@@ -193,7 +193,8 @@ class ResponseStream:
     """Broker -> client: rewrite address-bearing responses, stream everything else through."""
 
     __slots__ = ("_collect", "_collect_key", "_forward", "_mapper", "_max_frame", "_pending",
-                 "_remaining", "_state", "rewritten")
+                 "_remaining", "_state", "rewritten", "sasl_handshakes",
+                 "sasl_v0_sessions")
 
     def __init__(self, state: ConnectionState, forward: Sink, mapper: AddressMapper,
                  max_frame: int) -> None:
@@ -205,7 +206,9 @@ class ResponseStream:
         self._pending = b""          # a partial size + correlation id
         self._collect: bytearray | None = None  # an inspected frame being gathered whole
         self._collect_key = (0, 0)
-        self.rewritten = 0
+        self.rewritten: dict[int, int] = {}  # api key -> responses rewritten (not yet reported)
+        self.sasl_v0_sessions = 0  # raw-token SASL phases seen (not yet reported)
+        self.sasl_handshakes = 0  # SaslHandshake answers relayed (not yet reported)
 
     def feed(self, data: bytes) -> None:
         n = len(data)
@@ -294,13 +297,15 @@ class ResponseStream:
         if key == API_API_VERSIONS:
             new: bytes | None = rewrite_api_versions(version, payload)
         elif key == API_SASL_HANDSHAKE:
+            self.sasl_handshakes += 1
             if version == 0 and sasl_handshake_v0_succeeded(payload):
                 self._state.sasl_raw = True
+                self.sasl_v0_sessions += 1
             new = None
         else:
             new = rewrite_response(key, version, payload, self._mapper)
         if new is None:
             self._forward(frame)
         else:
-            self.rewritten += 1
+            self.rewritten[key] = self.rewritten.get(key, 0) + 1
             self._forward(_I32.pack(len(new)) + new)

@@ -9,6 +9,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
+from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.relay.discovery import DiscoveryCredentials, discover
 from kafka_edge.routing.directory import Address, BrokerDirectory
 from kafka_edge.tls.context import upstream_context
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from kafka_edge.relay.connection import ProxyConnection
 
 log = logging.getLogger("kafka_edge.cluster")
+
+
+def api_name(api_key: int) -> str:
+    spec = API_KEYS.get(api_key)
+    return spec.name if spec else str(api_key)
 
 
 class ClusterRuntime:
@@ -51,7 +57,6 @@ class ClusterRuntime:
         self._bytes_up = metrics.bytes.labels(self.name, "client_to_broker")
         self._bytes_down = metrics.bytes.labels(self.name, "broker_to_client")
         self._active = metrics.active.labels(self.name)
-        self._rewritten = metrics.rewritten.labels(self.name)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -154,8 +159,24 @@ class ClusterRuntime:
 
     def on_close(self, conn: ProxyConnection, reason: str) -> None:
         self._active.dec()
-        self._bytes_up.inc(conn.bytes_up)
-        self._bytes_down.inc(conn.bytes_down)
-        if conn.requests is not None:
-            self._rewritten.inc(conn.responses.rewritten)
+        self.flush(conn)
+
+    def flush(self, conn: ProxyConnection) -> None:
+        """Move a connection's plain-int counters into the Prometheus metrics (off the hot path)."""
+        up, down = conn.bytes_up - conn.reported_up, conn.bytes_down - conn.reported_down
+        if up:
+            self._bytes_up.inc(up)
+        if down:
+            self._bytes_down.inc(down)
+        conn.reported_up, conn.reported_down = conn.bytes_up, conn.bytes_down
+        if conn.requests is not None and conn.responses.rewritten:
+            for api_key, count in conn.responses.rewritten.items():
+                self.metrics.rewritten.labels(self.name, api_name(api_key)).inc(count)
+            conn.responses.rewritten.clear()
+        if conn.requests is not None and conn.responses.sasl_handshakes:
+            self.metrics.sasl_handshakes.labels(self.name).inc(conn.responses.sasl_handshakes)
+            conn.responses.sasl_handshakes = 0
+        if conn.requests is not None and conn.responses.sasl_v0_sessions:
+            self.metrics.sasl_v0.labels(self.name).inc(conn.responses.sasl_v0_sessions)
+            conn.responses.sasl_v0_sessions = 0
         self.metrics.known_brokers.labels(self.name).set(len(self.directory.known_nodes()))

@@ -100,6 +100,8 @@ class ProxyConnection(asyncio.Protocol):
         self.responses: ResponseStream  # set in start_relay
         self.bytes_up = 0
         self.bytes_down = 0
+        self.reported_up = 0  # what ClusterRuntime.flush has already put into the metrics
+        self.reported_down = 0
         self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._client_paused = False

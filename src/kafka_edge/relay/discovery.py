@@ -11,6 +11,7 @@ client traffic. It is not on the hot path and uses asyncio streams for clarity.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import struct
 from dataclasses import dataclass
@@ -115,9 +116,7 @@ async def discover(
             return seen
         finally:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
-            except (OSError, ssl.SSLError):
-                pass
 
     return await asyncio.wait_for(run(), timeout)

@@ -240,6 +240,9 @@ class Proxy:
             await asyncio.sleep(2.0)
             if any(t.changed() for t in self._tls):
                 self.reload_certificates()
+            for conn in list(self.connections):
+                if conn.cluster is not None:
+                    conn.cluster.flush(conn)
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ each scrape), so per-worker counters are sampled, not summed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -35,10 +36,8 @@ def run_workers(config: Config, workers: int) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-            except ProcessLookupError:
-                pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)

@@ -42,7 +42,7 @@ class BrokerDirectory:
             self.generation += 1
 
     def upstream_for(self, node_id: int) -> Address | None:
-        """Where node ``node_id`` lives upstream, if the cluster has told us (or the pattern says)."""
+        """Where node ``node_id`` lives upstream: as the cluster told us, or by the pattern."""
         address = self._nodes.get(node_id)
         if address is None and self._pattern is not None:
             address = self._pattern(node_id)
@@ -55,7 +55,8 @@ class BrokerDirectory:
         """May the proxy dial ``address``? Only bootstrap servers and learned brokers."""
         return address in self._bootstrap or address in self._nodes.values()
 
-    def map_address(self, node_id: int, host: str, port: int, is_broker: bool) -> Address:
+    def map_address(self, node_id: int, host: str, port: int,
+                    is_broker: bool) -> Address:
         """The codecs' AddressMapper: learn a broker's real address, return the edge's."""
         if is_broker:
             self.learn(node_id, host, port)

@@ -1,4 +1,4 @@
-"""SSLContext construction: the edge's server side (certificates chosen by SNI) and upstream side."""
+"""SSLContext construction: the edge's server side (certificates chosen by SNI), upstream side."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def certificate_names(cert_file: str | Path) -> list[str]:
     except x509.ExtensionNotFound:
         names = []
     if not names:
-        names = [str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        names = [str(a.value).lower()
+                 for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     return names
 
 

@@ -1,0 +1,322 @@
+"""The validated configuration: frozen dataclasses, no I/O.
+
+Build one with :func:`kafka_edge.config.load_config`, :func:`~kafka_edge.config.parse_config` or
+:func:`~kafka_edge.config.quick_config`, which check everything documented in
+docs/configuration.md; constructing these classes directly skips those checks.
+
+Field names are the YAML keys, so ``config.clusters[0].upstream.connect_timeout_s`` is the value of
+``clusters[0].upstream.connect_timeout_s``. Values are stored normalised: file paths absolute,
+SNI names lowercased, defaults filled in (``advertised_host``, ``advertised_port_base`` and
+``advertised_port`` hold the effective values). Every ``host:port`` string also has a parsed
+``(host, port)`` form (:class:`HostPort`) next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from kafka_edge.config.names import (
+    NODE,
+    HostPort,
+    name_for_node,
+    node_for_name,
+    parse_host_port,
+)
+from kafka_edge.config.secret import Secret
+
+TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+
+
+# -- TLS the edge serves -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificatePair:
+    """A PEM certificate chain and its private key (both absolute paths, checked to match)."""
+
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsServerConfig:
+    """Server-side TLS: ``listeners[].tls`` and ``port_routing.tls``."""
+
+    certificates: tuple[CertificatePair, ...]  # one or more; chosen by the client's SNI
+    min_version: TlsVersion
+    ciphers: str | None  # OpenSSL cipher string for TLS 1.2; None = OpenSSL's defaults
+    handshake_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listener:
+    """A TLS port shared by the clusters that route by SNI on it."""
+
+    name: str
+    bind: str  # "host:port" as written
+    tls: TlsServerConfig
+    default_cluster: str | None  # for clients that send no SNI; None = refuse them
+    proxy_protocol: bool  # reserved
+
+    @property
+    def bind_address(self) -> HostPort:
+        return parse_host_port(self.bind)
+
+
+# -- the upstream cluster ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTls:
+    """TLS from the edge to the cluster's brokers."""
+
+    ca_file: Path | None  # None = the system trust store
+    verify_hostname: bool
+    cert_file: Path | None  # client certificate (mTLS); set together with key_file
+    key_file: Path | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaslCredentials:
+    """How the edge authenticates its own discovery connections.
+
+    ``password`` holds the value (read at load time); ``password_env`` / ``password_file`` record
+    where it came from (neither set: it was written literally in the file).
+    """
+
+    mechanism: SaslMechanism
+    username: str
+    password: Secret
+    password_env: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Discovery:
+    """How the edge learns the upstream address of a node id it has not seen in metadata yet."""
+
+    sasl: SaslCredentials | None
+    refresh_interval_s: float  # minimum seconds between discovery metadata requests
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    bootstrap_servers: tuple[str, ...]  # "host:port" each, as written
+    tls: UpstreamTls | None  # None = plaintext
+    connect_timeout_s: float
+    broker_address_pattern: str | None  # "b-{node}.example:9098": node N's upstream address
+    discovery: Discovery
+
+    @property
+    def bootstrap_addresses(self) -> tuple[HostPort, ...]:
+        return tuple(parse_host_port(server) for server in self.bootstrap_servers)
+
+    def pattern_address(self, node_id: int) -> HostPort | None:
+        """Node ``node_id``'s upstream address by ``broker_address_pattern``; None without one."""
+        if self.broker_address_pattern is None:
+            return None
+        host_template, _, port = self.broker_address_pattern.rpartition(":")
+        return HostPort(host_template.replace(NODE, str(node_id)), int(port))
+
+
+# -- how clients reach the edge --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortRouting:
+    """Port per broker: the bootstrap on one port, node N on
+    ``broker_port_base + N - node_id_min``."""
+
+    bind_host: str
+    bootstrap_port: int
+    broker_port_base: int
+    node_id_min: int
+    node_id_max: int
+    advertised_host: str  # the host clients are given (effective value)
+    advertised_port_base: int  # the port clients are given for node_id_min (effective value)
+    tls: TlsServerConfig | None
+
+    @property
+    def node_count(self) -> int:
+        return self.node_id_max - self.node_id_min + 1
+
+    @property
+    def broker_ports(self) -> range:
+        """The ports the edge binds for brokers, in node id order."""
+        return range(self.broker_port_base, self.broker_port_base + self.node_count)
+
+    @property
+    def bootstrap_address(self) -> HostPort:
+        return HostPort(self.bind_host, self.bootstrap_port)
+
+    def has_node(self, node_id: int) -> bool:
+        return self.node_id_min <= node_id <= self.node_id_max
+
+    def port_for_node(self, node_id: int) -> int:
+        """The port the edge serves node ``node_id`` on; ValueError outside the node id range."""
+        self._require(node_id)
+        return self.broker_port_base + node_id - self.node_id_min
+
+    def node_for_port(self, port: int) -> int | None:
+        """The node served on ``port``, or None (the bootstrap port included)."""
+        if port in self.broker_ports:
+            return self.node_id_min + port - self.broker_port_base
+        return None
+
+    def advertised_port_for_node(self, node_id: int) -> int:
+        """The port clients are told for node ``node_id``; ValueError outside the range."""
+        self._require(node_id)
+        return self.advertised_port_base + node_id - self.node_id_min
+
+    def advertised_address_for_node(self, node_id: int) -> HostPort:
+        return HostPort(self.advertised_host, self.advertised_port_for_node(node_id))
+
+    def _require(self, node_id: int) -> None:
+        if not self.has_node(node_id):
+            raise ValueError(
+                f"node id {node_id} is outside node_id_min..node_id_max "
+                f"({self.node_id_min}..{self.node_id_max})"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SniRouting:
+    """Name per broker on a shared TLS listener, chosen by the client's SNI."""
+
+    listener: str
+    bootstrap_host: str  # lowercased
+    broker_host_pattern: str  # lowercased, contains {node} exactly once
+    advertised_port: int  # the port clients are given (effective value)
+
+    def host_for_node(self, node_id: int) -> str:
+        """Node ``node_id``'s name; ValueError for a negative id."""
+        return name_for_node(self.broker_host_pattern, node_id)
+
+    def node_for_host(self, host: str) -> int | None:
+        """The node id ``host`` names by the pattern (case-insensitive), or None."""
+        return node_for_name(self.broker_host_pattern, host)
+
+    def is_bootstrap_host(self, host: str) -> bool:
+        host = host.lower()
+        return (host[:-1] if host.endswith(".") else host) == self.bootstrap_host
+
+    def advertised_address_for_node(self, node_id: int) -> HostPort:
+        return HostPort(self.host_for_node(node_id), self.advertised_port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """One upstream Kafka cluster and how clients reach it: exactly one of ``port_routing`` and
+    ``sni_routing`` is set."""
+
+    name: str
+    upstream: Upstream
+    aws_region: str | None
+    port_routing: PortRouting | None = None
+    sni_routing: SniRouting | None = None
+
+    def __post_init__(self) -> None:
+        if (self.port_routing is None) == (self.sni_routing is None):
+            raise ValueError("exactly one of port_routing and sni_routing must be set")
+
+    @property
+    def routing(self) -> PortRouting | SniRouting:
+        routing = self.port_routing or self.sni_routing
+        assert routing is not None  # __post_init__
+        return routing
+
+    def advertised_address_for_node(self, node_id: int) -> HostPort:
+        """The address clients are given for node ``node_id`` (ValueError if it has none)."""
+        return self.routing.advertised_address_for_node(node_id)
+
+
+# -- process-wide settings -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_frame_bytes: int
+    max_connections: int
+    idle_timeout_s: float  # 0 = none
+    drain_timeout_s: float  # on shutdown: how long open connections may take to finish
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observability:
+    http_bind: str | None  # "host:port" of /metrics, /healthz, /readyz; None = disabled
+    log_level: LogLevel
+    log_format: LogFormat
+
+    @property
+    def http_address(self) -> HostPort | None:
+        return None if self.http_bind is None else parse_host_port(self.http_bind)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    listeners: tuple[Listener, ...]
+    clusters: tuple[ClusterConfig, ...]
+    limits: Limits
+    observability: Observability
+
+    def cluster(self, name: str) -> ClusterConfig:
+        """The cluster called ``name``; KeyError if there is none."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+    def listener(self, name: str) -> Listener:
+        """The listener called ``name``; KeyError if there is none."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener
+        raise KeyError(name)
+
+    def clusters_on_listener(self, name: str) -> tuple[ClusterConfig, ...]:
+        """The clusters routed by SNI on listener ``name``, in file order."""
+        return tuple(
+            c for c in self.clusters if c.sni_routing is not None and c.sni_routing.listener == name
+        )
+
+    def redacted_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data in the YAML file's shape, safe to log.
+
+        Secrets never appear: a password read from an environment variable or a file is shown as
+        its source (``password_env`` / ``password_file``), a literal one as ``"***"``. Feeding
+        the result back to ``parse_config`` gives an equal ``Config`` unless a password was
+        literal.
+        """
+        data = _plain(self)
+        assert isinstance(data, dict)
+        return data
+
+
+def _plain(value: object) -> object:
+    """Model -> JSON/YAML-ready data (dicts, lists, str, int, float, bool, None)."""
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):  # HostPort never occurs as a field; plain tuples of items do
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, SaslCredentials):
+            for source in ("password_env", "password_file"):
+                if out[source] is None:
+                    del out[source]
+                else:
+                    out.pop("password", None)
+        if isinstance(value, ClusterConfig):
+            for routing in ("port_routing", "sni_routing"):
+                if out[routing] is None:
+                    del out[routing]
+        return out
+    return value
