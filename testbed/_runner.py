@@ -99,7 +99,7 @@ def confluent_config(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _confluent_error_cb(errors: list[str]) -> Callable[[Any], None]:
-    from confluent_kafka import KafkaError  # noqa: PLC0415
+    from confluent_kafka import KafkaError
 
     def cb(err: Any) -> None:
         if err.code() == KafkaError._AUTHENTICATION or err.fatal():
@@ -111,7 +111,7 @@ def _confluent_error_cb(errors: list[str]) -> Callable[[Any], None]:
 
 
 def confluent_produce(spec: dict[str, Any]) -> None:
-    from confluent_kafka import Producer  # noqa: PLC0415
+    from confluent_kafka import Producer
 
     records = read_records()
     errors: list[str] = []
@@ -149,7 +149,7 @@ def confluent_produce(spec: dict[str, Any]) -> None:
 
 
 def confluent_consume(spec: dict[str, Any]) -> None:
-    from confluent_kafka import Consumer, KafkaError  # noqa: PLC0415
+    from confluent_kafka import Consumer, KafkaError
 
     errors: list[str] = []
     group = spec["group"]
@@ -199,7 +199,7 @@ def kafka_python_config(spec: dict[str, Any]) -> dict[str, Any]:
     if sec["protocol"].startswith("SASL"):
         conf["sasl_mechanism"] = sec["mechanism"]
         if sec["mechanism"] == "OAUTHBEARER":
-            from kafka.net.sasl.oauth import AbstractTokenProvider  # noqa: PLC0415
+            from kafka.net.sasl.oauth import AbstractTokenProvider
 
             class Unsecured(AbstractTokenProvider):  # type: ignore[misc]
                 def token(self) -> str:
@@ -213,7 +213,7 @@ def kafka_python_config(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def kafka_python_produce(spec: dict[str, Any]) -> None:
-    from kafka import KafkaProducer  # noqa: PLC0415
+    from kafka import KafkaProducer
 
     records = read_records()
     conf = kafka_python_config(spec) | {
@@ -234,7 +234,7 @@ def kafka_python_produce(spec: dict[str, Any]) -> None:
 
 
 def kafka_python_consume(spec: dict[str, Any]) -> None:
-    from kafka import KafkaConsumer  # noqa: PLC0415
+    from kafka import KafkaConsumer
 
     group = spec["group"]
     conf = kafka_python_config(spec) | {
@@ -268,7 +268,7 @@ def aiokafka_config(spec: dict[str, Any]) -> dict[str, Any]:
         "security_protocol": sec["protocol"],
     }
     if "SSL" in sec["protocol"]:
-        from aiokafka.helpers import create_ssl_context  # noqa: PLC0415
+        from aiokafka.helpers import create_ssl_context
 
         ctx = create_ssl_context(cafile=sec.get("ca_file"))
         ctx.check_hostname = sec["check_hostname"]
@@ -276,7 +276,7 @@ def aiokafka_config(spec: dict[str, Any]) -> dict[str, Any]:
     if sec["protocol"].startswith("SASL"):
         conf["sasl_mechanism"] = sec["mechanism"]
         if sec["mechanism"] == "OAUTHBEARER":
-            from aiokafka.abc import AbstractTokenProvider  # noqa: PLC0415
+            from aiokafka.abc import AbstractTokenProvider
 
             class Unsecured(AbstractTokenProvider):  # type: ignore[misc]
                 async def token(self) -> str:
@@ -290,7 +290,7 @@ def aiokafka_config(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _aiokafka_produce(spec: dict[str, Any], records: list[Record]) -> None:
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+    from aiokafka import AIOKafkaProducer
 
     conf = aiokafka_config(spec) | {"acks": "all"}
     conf.update({k: typed(v) for k, v in spec["extra"].items()})
@@ -309,7 +309,7 @@ def aiokafka_produce(spec: dict[str, Any]) -> None:
 
 
 async def _aiokafka_consume(spec: dict[str, Any], out: list[Record]) -> None:
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+    from aiokafka import AIOKafkaConsumer
 
     group = spec["group"]
     conf = aiokafka_config(spec) | {
@@ -352,7 +352,7 @@ def finish_consume(spec: dict[str, Any], out: list[Record]) -> None:
 
 
 def _admin(spec: dict[str, Any]) -> Any:
-    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
+    from kafka.admin import KafkaAdminClient
 
     return KafkaAdminClient(
         bootstrap_servers=spec["bootstrap"].split(","),

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -103,8 +104,25 @@ class EdgeProcess:
             return ""
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(self.http + "/metrics", timeout=5) as resp:
-            return str(resp.read().decode())
+        return self.get("/metrics")[1]
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET a path of the health endpoint (from inside the namespace, if any)."""
+        if self.netns:
+            code = ("import sys, urllib.request, urllib.error\n"
+                    "try:\n r = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+                    "except urllib.error.HTTPError as e:\n r = e\n"
+                    "print(r.status); print(r.read().decode(), end='')")
+            out = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-c", code,
+                                  self.http + path], capture_output=True, text=True, check=True,
+                                 timeout=30)
+            status, _, body = out.stdout.partition("\n")
+            return int(status), body
+        try:
+            with urllib.request.urlopen(self.http + path, timeout=5) as resp:
+                return int(resp.status), str(resp.read().decode())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), str(exc.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` whose labels include ``labels``."""

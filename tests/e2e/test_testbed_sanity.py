@@ -80,7 +80,7 @@ def test_mechanisms(kafka3: KafkaCluster, client: str, mechanism: str) -> None:
 
 
 def test_wrong_password_is_rejected(kafka3: KafkaCluster) -> None:
-    from testbed.clients import ClientError  # noqa: PLC0415
+    from testbed.clients import ClientError
 
     good = _security(kafka3, "SASL_SSL", "SCRAM-SHA-512")
     bad = ClientSecurity(
