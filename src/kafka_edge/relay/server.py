@@ -8,6 +8,7 @@ finish up to a timeout, then aborts the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -22,14 +23,22 @@ from kafka_edge.observability.http import HealthServer
 from kafka_edge.observability.metrics import Metrics
 from kafka_edge.relay.cluster import ClusterRuntime
 from kafka_edge.relay.connection import ProxyConnection, Route
+from kafka_edge.tls.clienthello import (
+    ALERT_HANDSHAKE_FAILURE,
+    ALERT_UNRECOGNIZED_NAME,
+    ClientHello,
+    NotTls,
+    alert,
+    parse_client_hello,
+)
 from kafka_edge.tls.context import Certificate, load_certificates
 
 if TYPE_CHECKING:
-    from kafka_edge.config import Config, TlsServerConfig
+    from kafka_edge.config import Config, Listener, TlsServerConfig
 
 log = logging.getLogger("kafka_edge.server")
+MAX_HELLO_PEEK = 65536
 
-_SNI_ATTR = "_kafka_edge_route"  # set on the SSLObject by the SNI callback, read by the router
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Proxy:
         self.connections: set[ProxyConnection] = set()
         self._servers: list[asyncio.Server] = []
         self._tls: list[TlsEndpoint] = []
+        self._sni_sockets: list[socket.socket] = []
         self._health: HealthServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.ready = False
@@ -94,7 +104,7 @@ class Proxy:
             pr = cluster.config.port_routing
             if pr is None:
                 continue
-            ssl_ctx = self._tls_endpoint(pr.tls, {cluster.name}) if pr.tls else None
+            ssl_ctx = self._port_tls(pr.tls) if pr.tls else None
             targets: list[int | None] = [None, *range(pr.node_id_min, pr.node_id_max + 1)]
             for target in targets:
                 port = pr.bootstrap_port if target is None else pr.port_for_node(target)
@@ -102,12 +112,7 @@ class Proxy:
                 await self._bind(loop, pr.bind_host, port, router, ssl_ctx,
                                  pr.tls.handshake_timeout_s if pr.tls else None)
         for listener in self.config.listeners:
-            names = {c.name for c in self.clusters.values()
-                     if c.config.sni_routing and c.config.sni_routing.listener == listener.name}
-            ssl_ctx = self._tls_endpoint(listener.tls, names)
-            host, port = listener.bind_address
-            await self._bind(loop, host, port, self._sni_router(listener.name), ssl_ctx,
-                             listener.tls.handshake_timeout_s)
+            await self._bind_sni(listener)
         obs = self.config.observability
         if obs.http_address is not None:
             self._health = HealthServer(self.metrics.registry, self.readiness)
@@ -143,26 +148,6 @@ class Proxy:
             return cluster, target
         return route
 
-    def _sni_router(self, listener: str) -> Callable[[asyncio.Transport], Route | None]:
-        default = next((lst.default_cluster for lst in self.config.listeners
-                        if lst.name == listener), None)
-
-        def route(transport: asyncio.Transport) -> Route | None:
-            if self.draining:
-                return None
-            sslobj = transport.get_extra_info("ssl_object")
-            decided: Route | None = getattr(sslobj, _SNI_ATTR, None)
-            if decided is not None:
-                return decided
-            if default is not None:
-                return self.clusters[default], None
-            self.metrics.refused.labels(listener, "no_sni").inc()
-            log.warning("refused a TLS client that sent no server name (SNI) and the listener "
-                        "has no default_cluster", extra={"listener": listener,
-                                                          "peer": _peer(transport)})
-            return None
-        return route
-
     def resolve_name(self, listener: str, server_name: str) -> Route | None:
         """SNI name -> (cluster, target) among the clusters routed on ``listener``."""
         name = server_name.lower().rstrip(".")
@@ -177,44 +162,110 @@ class Proxy:
                 return cluster, node
         return None
 
-    def _tls_endpoint(self, tls: TlsServerConfig, clusters: set[str]) -> ssl.SSLContext:
+    def _tls_endpoint(self, tls: TlsServerConfig) -> TlsEndpoint:
         endpoint = TlsEndpoint(tls)
         endpoint.load()
         self._tls.append(endpoint)
+        return endpoint
+
+    def _port_tls(self, tls: TlsServerConfig) -> ssl.SSLContext:
+        """Server TLS for port-per-broker ports: the route is the port; SNI picks the cert."""
+        endpoint = self._tls_endpoint(tls)
         assert endpoint.base is not None
-        listener = next((lst.name for lst in self.config.listeners if lst.tls is tls), None)
 
         def sni_callback(sslobj: ssl.SSLObject, server_name: str | None,
                          ctx: ssl.SSLContext) -> int | None:
-            if server_name is None:
-                return None
-            if listener is not None:
-                route = self.resolve_name(listener, server_name)
-                if route is None:
-                    self.metrics.refused.labels(listener, "unknown_sni").inc()
-                    log.warning("refused TLS server name %r: no cluster on listener %s",
-                                server_name, listener)
-                    return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-                setattr(sslobj, _SNI_ATTR, route)
-            chosen = endpoint.context_for(server_name)
+            chosen = endpoint.context_for(server_name) if server_name else None
             if chosen is not None:
                 sslobj.context = chosen
             return None
 
         endpoint.base.sni_callback = sni_callback
-        for cert in endpoint.certificates:
-            cert.context.sni_callback = sni_callback
         return endpoint.base
+
+    # -- SNI listeners: route on the ClientHello, before the handshake ----------------------------
+
+    async def _bind_sni(self, listener: Listener) -> None:
+        endpoint = self._tls_endpoint(listener.tls)
+        host, port = listener.bind_address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=1024,
+                                    reuse_port=self.reuse_port)
+        sock.setblocking(False)
+        self._sni_sockets.append(sock)
+        self._spawn(self._accept_sni(sock, listener, endpoint))
+
+    async def _accept_sni(self, lsock: socket.socket, listener: Listener,
+                          endpoint: TlsEndpoint) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(lsock)
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                log.error("accept failed on listener %s: %s", listener.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self.draining:
+                sock.close()
+                continue
+            self._spawn(self._start_sni(sock, listener, endpoint))
+
+    async def _start_sni(self, sock: socket.socket, listener: Listener,
+                         endpoint: TlsEndpoint) -> None:
+        loop = asyncio.get_running_loop()
+        peer = _sock_peer(sock)
+        timeout = listener.tls.handshake_timeout_s
+        try:
+            hello = await asyncio.wait_for(_peek_client_hello(sock), timeout)
+        except (TimeoutError, NotTls, ConnectionError, OSError) as exc:
+            reason = exc if str(exc) else "no TLS ClientHello before the handshake timeout"
+            self.metrics.refused.labels(listener.name, "not_tls").inc()
+            log.warning("refused a connection on TLS listener %s: %s", listener.name, reason,
+                        extra={"peer": peer})
+            sock.close()
+            return
+        name = hello.server_name
+        route: Route | None
+        if name is None:
+            default = listener.default_cluster
+            route = (self.clusters[default], None) if default else None
+            if route is None:
+                self.metrics.refused.labels(listener.name, "no_sni").inc()
+                log.warning("refused a TLS client that sent no server name (SNI); listener %s "
+                            "has no default_cluster", listener.name, extra={"peer": peer})
+                _refuse(sock, ALERT_HANDSHAKE_FAILURE)
+                return
+        else:
+            route = self.resolve_name(listener.name, name)
+            if route is None:
+                self.metrics.refused.labels(listener.name, "unknown_sni").inc()
+                log.warning("refused TLS server name %r: no cluster on listener %s", name,
+                            listener.name, extra={"peer": peer})
+                _refuse(sock, ALERT_UNRECOGNIZED_NAME)
+                return
+        ctx = (endpoint.context_for(name) if name else None) or endpoint.base
+        assert ctx is not None
+        cluster, target = route
+
+        def factory() -> ProxyConnection:
+            return ProxyConnection(self._fixed_router(cluster, target), _dial, self.connections,
+                                   self._max_frame)
+
+        try:
+            await loop.connect_accepted_socket(factory, sock, ssl=ctx,
+                                               ssl_handshake_timeout=timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            self.metrics.refused.labels(listener.name, "tls_handshake").inc()
+            log.warning("TLS handshake failed on listener %s (server name %r): %s",
+                        listener.name, name, exc or type(exc).__name__, extra={"peer": peer})
+            sock.close()
 
     # -- operations -------------------------------------------------------------------------------
 
     def reload_certificates(self) -> None:
         for endpoint in self._tls:
             try:
-                old_callback = endpoint.base.sni_callback if endpoint.base else None
                 endpoint.load()
-                for cert in endpoint.certificates:
-                    cert.context.sni_callback = old_callback
                 self.metrics.cert_reloads.labels("ok").inc()
                 log.info("certificates reloaded", extra={
                     "files": [str(f) for f in endpoint.files()]})
@@ -254,6 +305,8 @@ class Proxy:
         self.draining = True
         for server in self._servers:
             server.close()
+        for sock in self._sni_sockets:
+            sock.close()
         deadline = time.monotonic() + timeout
         while self.connections and time.monotonic() < deadline:
             # A Kafka connection never ends by itself: close each one as soon as it has no
@@ -279,9 +332,44 @@ async def _dial(conn: ProxyConnection, cluster: ClusterRuntime, node_id: int | N
     await cluster.dial(conn, node_id)
 
 
-def _peer(transport: asyncio.Transport) -> str:
-    peer = transport.get_extra_info("peername")
+def _sock_peer(sock: socket.socket) -> str:
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+def _refuse(sock: socket.socket, description: int) -> None:
+    """Answer a ClientHello with a fatal alert (best effort) and close."""
+    with contextlib.suppress(OSError):
+        sock.send(alert(description))
+    sock.close()
+
+
+async def _peek_client_hello(sock: socket.socket) -> ClientHello:
+    """Wait for the ClientHello without consuming it (MSG_PEEK): the TLS layer reads it again."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            data = sock.recv(MAX_HELLO_PEEK, socket.MSG_PEEK)
+        except BlockingIOError:
+            data = None
+        if data == b"":
+            raise ConnectionError("client closed before sending a ClientHello")
+        if data:
+            hello = parse_client_hello(data)
+            if hello is not None:
+                return hello
+            # a partial ClientHello: the socket stays readable, so poll gently
+            await asyncio.sleep(0.005)
+            continue
+        ready = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())
 
 
 def cpu_count() -> int:
