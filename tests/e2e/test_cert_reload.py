@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-
 from testbed.cluster import KafkaCluster
 
 from .edge import EdgeProcess, free_port

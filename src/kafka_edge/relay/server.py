@@ -340,6 +340,11 @@ def _sock_peer(sock: socket.socket) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _refuse(sock: socket.socket, description: int) -> None:
     """Answer a ClientHello with a fatal alert (best effort) and close."""
     with contextlib.suppress(OSError):
@@ -364,8 +369,8 @@ async def _peek_client_hello(sock: socket.socket) -> ClientHello:
             # a partial ClientHello: the socket stays readable, so poll gently
             await asyncio.sleep(0.005)
             continue
-        ready = loop.create_future()
-        loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(sock.fileno(), _set_once, ready)
         try:
             await ready
         finally:
