@@ -120,7 +120,7 @@ class Proxy:
         self._spawn(self._housekeeping())
         self.ready = True
         log.info("kafka-edge ready", extra={
-            "listeners": len(self._servers), "clusters": sorted(self.clusters),
+            "listeners": len(self._servers) + len(self._sni_sockets), "clusters": sorted(self.clusters),
             "startup_s": round(time.monotonic() - self.started_at, 3)})
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
