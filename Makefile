@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 test: setup
-	$(PY) -m ruff check src tests testbed scripts
+	$(PY) -m ruff check src tests testbed scripts bench
 	$(PY) -m mypy
 	$(PY) -m pytest tests
 
@@ -19,7 +19,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 lint:
-	$(PY) -m ruff check src tests testbed scripts
+	$(PY) -m ruff check src tests testbed scripts bench
 
 typecheck:
 	$(PY) -m mypy

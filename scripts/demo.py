@@ -28,7 +28,6 @@ sys.path[:0] = [str(REPO), str(REPO / "src")]
 
 import trustme  # noqa: E402
 import yaml  # noqa: E402
-
 from testbed import netns  # noqa: E402
 from testbed.cluster import KafkaCluster  # noqa: E402
 

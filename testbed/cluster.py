@@ -17,6 +17,13 @@ Usage::
     cluster.bootstrap("SASL_SSL")      # "127.0.0.1:41234,127.0.0.1:41240,..."
     cluster.stop()
 
+Extra *advertised* listeners (``advertise_listeners={"EXT": "SSL://proxy.example:9200"}``,
+``kafka-local up --advertise-listener EXT=SSL://proxy.example:9200``) put a listener ``EXT`` on
+every node, bound on ``host`` at a free port but advertised as ``proxy.example:9200+N`` (N: node
+id): the addresses of a TCP forwarder in front of the brokers. ``cluster.bootstrap("EXT")``
+lists the advertised addresses, ``cluster.port(n, "EXT")`` / ``bound_address(n, "EXT")`` the
+real ones.
+
 ``scripts/kafka-local`` is the command-line face of this module.
 """
 
@@ -27,6 +34,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -49,6 +57,8 @@ MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER")
 DEFAULT_MECHANISMS = ("SCRAM-SHA-512", "PLAIN", "OAUTHBEARER")
 DEFAULT_USERS: Mapping[str, str] = {"alice": "alice-secret", "admin": "admin-secret"}
 CONTROLLER = "CONTROLLER"
+ADVERTISE_PROTOCOLS = ("PLAINTEXT", "SSL")  # security protocols of extra advertised listeners
+_LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 STATE_FILE = "cluster.json"
 RUNNER = Path(__file__).resolve().parent / "_runner.py"
 
@@ -262,6 +272,50 @@ def parse_mechanisms(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_advertise_listeners(
+    specs: Mapping[str, str] | None, brokers: int = 1
+) -> dict[str, dict[str, Any]]:
+    """``{"HAPLAIN": "PLAINTEXT://127.0.0.1:20000"}`` ->
+    ``{"HAPLAIN": {"protocol": "PLAINTEXT", "host": "127.0.0.1", "base": 20000}}``.
+
+    Node N advertises ``HOST:BASE+N`` on listener NAME. Names are upper-cased and may not be
+    those of the built-in listeners (security protocol names, CONTROLLER).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for raw_name, spec in (specs or {}).items():
+        name = raw_name.strip().upper()
+        where = f"advertised listener {raw_name}={spec}"
+        if not _LISTENER_NAME.fullmatch(name):
+            raise ValueError(f"{where}: NAME must be letters, digits and _, letter first")
+        if name in SECURITY_PROTOCOLS or name == CONTROLLER:
+            raise ValueError(f"{where}: {name} is a built-in listener name")
+        if name in out:
+            raise ValueError(f"{where}: listener {name} given twice")
+        proto, sep, hostport = spec.strip().partition("://")
+        proto = proto.strip().upper().replace("-", "_")
+        if not sep or proto not in ADVERTISE_PROTOCOLS:
+            raise ValueError(
+                f"{where}: expected PROTOCOL://HOST:BASE with PROTOCOL one of {ADVERTISE_PROTOCOLS}"
+            )
+        host, sep, base_text = hostport.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        try:
+            base = int(base_text)
+        except ValueError:
+            base = -1
+        if not sep or not host or base < 0:
+            raise ValueError(f"{where}: expected PROTOCOL://HOST:BASE (BASE a port number)")
+        if base + brokers > 65535:
+            raise ValueError(f"{where}: BASE+{brokers} is above 65535")
+        out[name] = {"protocol": proto, "host": host, "base": base}
+    return out
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def new_cluster_id() -> str:
     """A random cluster id: base64url of 16 random bytes, like ``kafka-storage random-uuid``."""
     while True:
@@ -357,6 +411,7 @@ class KafkaCluster:
         host: str = "127.0.0.1",
         advertised_host: str | None = None,
         netns: str | None = None,
+        advertise_listeners: Mapping[str, str] | None = None,
         users: Mapping[str, str] = DEFAULT_USERS,
         owned: bool = True,
         heap: str = "512m",
@@ -370,13 +425,17 @@ class KafkaCluster:
         ``kafka-local up`` passes ``owned=False``: those brokers live until ``kafka-local down``.
         ``netns``: run every broker under ``ip netns exec NETNS``; ``host`` must then be an
         address of that namespace. ``advertised_host``: name or address brokers advertise
-        (default ``host``); it is added to the broker certificate.
+        (default ``host``); it is added to the broker certificate. ``advertise_listeners``:
+        ``{NAME: "PROTOCOL://HOST:BASE"}`` (PROTOCOL: PLAINTEXT or SSL): listener NAME of node N
+        is bound on ``host`` at a free port and advertised as ``HOST:BASE+N``; HOST is added to
+        the broker certificate. Inter-broker traffic stays on the internal PLAINTEXT listener.
         """
         t0 = time.monotonic()
         directory = Path(directory).resolve()
         if brokers < 1:
             raise ValueError("brokers must be >= 1")
         listeners = parse_security(security)
+        extra = parse_advertise_listeners(advertise_listeners, brokers)
         mechs = parse_mechanisms(mechanisms)
         if any(p.startswith("SASL") for p in listeners) and not mechs:
             raise ValueError("SASL listeners need at least one mechanism")
@@ -390,7 +449,7 @@ class KafkaCluster:
         kafka_libs(kafka_version)
 
         node_ids = list(range(1, brokers + 1))
-        names = [*listeners, CONTROLLER]
+        names = [*listeners, CONTROLLER, *extra]
         # free ports where the brokers will bind (inside the namespace, if any): several
         # clusters may share one namespace
         flat = free_ports_in(netns, host, len(node_ids) * len(names))
@@ -405,6 +464,7 @@ class KafkaCluster:
             "advertised_host": advertised_host or host,
             "netns": netns,
             "listeners": list(listeners),
+            "advertise_listeners": extra,
             "mechanisms": list(mechs) if any(p.startswith("SASL") for p in listeners) else [],
             "users": dict(users),
             "config": dict(config or {}),
@@ -424,10 +484,11 @@ class KafkaCluster:
             "logging": logging_works(kafka_version),
         }
         cluster = cls(state)
-        if any("SSL" in p for p in listeners):
+        if any("SSL" in p for p in [*listeners, *(x["protocol"] for x in extra.values())]):
             from testbed.tls import make_tls
 
             san = ["localhost", host, state["advertised_host"], "127.0.0.1"]
+            san += [x["host"] for x in extra.values()]
             tls = make_tls(directory / "tls", san)
             state["ca_file"] = str(tls.ca_file)
             state["keystore"] = str(tls.keystore)
@@ -484,19 +545,27 @@ class KafkaCluster:
             f"{n['node_id']}@{host}:{n['ports'][CONTROLLER]}" for n in self._node_states()
         )
         listeners = st["listeners"]
+        extra = self.advertise_listeners
         props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": str(node_id),
             "controller.quorum.voters": voters,
             "controller.listener.names": CONTROLLER,
             "listeners": ",".join(
-                f"{name}://{host}:{node['ports'][name]}" for name in [*listeners, CONTROLLER]
+                f"{name}://{host}:{node['ports'][name]}"
+                for name in [*listeners, CONTROLLER, *extra]
             ),
             "advertised.listeners": ",".join(
-                f"{name}://{adv}:{node['ports'][name]}" for name in listeners
+                [f"{name}://{adv}:{node['ports'][name]}" for name in listeners]
+                + [
+                    f"{name}://{_hostport(x['host'], x['base'] + node_id)}"
+                    for name, x in extra.items()
+                ]
             ),
             "listener.security.protocol.map": ",".join(
-                [f"{p}:{p}" for p in listeners] + [f"{CONTROLLER}:PLAINTEXT"]
+                [f"{p}:{p}" for p in listeners]
+                + [f"{CONTROLLER}:PLAINTEXT"]
+                + [f"{name}:{x['protocol']}" for name, x in extra.items()]
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(Path(node["dir"]) / "data"),
@@ -715,6 +784,11 @@ class KafkaCluster:
         return tuple(self.state["listeners"])
 
     @property
+    def advertise_listeners(self) -> dict[str, dict[str, Any]]:
+        """Extra advertised listeners: ``{NAME: {"protocol", "host", "base"}}``."""
+        return {k: dict(v) for k, v in self.state.get("advertise_listeners", {}).items()}
+
+    @property
     def mechanisms(self) -> tuple[str, ...]:
         return tuple(self.state["mechanisms"])
 
@@ -739,25 +813,44 @@ class KafkaCluster:
         return self.state["startup_seconds"]  # type: ignore[no-any-return]
 
     def port(self, node_id: int, listener: str = "PLAINTEXT") -> int:
+        """The port broker ``node_id`` listens on (for an advertised listener: the bound one)."""
         return int(self._node(node_id)["ports"][listener.upper()])
 
     def address(self, node_id: int, listener: str = "PLAINTEXT") -> str:
+        """The ``host:port`` broker ``node_id`` advertises on ``listener``."""
+        extra = self.advertise_listeners.get(listener.upper())
+        if extra is not None:
+            self._node(node_id)
+            return _hostport(extra["host"], extra["base"] + node_id)
         return f"{self.state['advertised_host']}:{self.port(node_id, listener)}"
 
+    def bound_address(self, node_id: int, listener: str = "PLAINTEXT") -> str:
+        """The ``host:port`` broker ``node_id`` listens on for ``listener``."""
+        return f"{self.state['host']}:{self.port(node_id, listener)}"
+
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
-        """``host:port,...`` of every broker on ``listener`` (PLAINTEXT, SSL, SASL_SSL, ...)."""
+        """``host:port,...`` of every broker on ``listener`` (PLAINTEXT, SSL, SASL_SSL, ...).
+
+        For an extra advertised listener: the advertised addresses (``HOST:BASE+N``).
+        """
         listener = listener.upper()
-        if listener not in self.listeners:
-            raise ValueError(f"cluster has no {listener} listener (has {self.listeners})")
+        if listener not in self.listeners and listener not in self.advertise_listeners:
+            have = (*self.listeners, *self.advertise_listeners)
+            raise ValueError(f"cluster has no {listener} listener (has {have})")
         return ",".join(self.address(n, listener) for n in self.node_ids)
 
     def broker_addresses(self, listener: str | None = None) -> list[str]:
         """Every real ``host:port`` of the brokers: of one listener, or of all (with CONTROLLER).
 
         Includes both the bound and the advertised host when they differ, so tests can check
-        that none of them leaks to a client.
+        that none of them leaks to a client. For extra advertised listeners these are the real
+        (bound) ports, not the advertised ``HOST:BASE+N``.
         """
-        names = [listener.upper()] if listener else [*self.listeners, CONTROLLER]
+        names = (
+            [listener.upper()]
+            if listener
+            else [*self.listeners, CONTROLLER, *self.advertise_listeners]
+        )
         hosts = list(dict.fromkeys([self.state["host"], self.state["advertised_host"]]))
         return [f"{h}:{self.port(n, name)}" for name in names for n in self.node_ids for h in hosts]
 
@@ -768,12 +861,14 @@ class KafkaCluster:
         from testbed.clients import ClientSecurity
 
         listener = listener.upper()
-        sasl = listener.startswith("SASL")
+        extra = self.advertise_listeners.get(listener)
+        protocol = extra["protocol"] if extra else listener
+        sasl = protocol.startswith("SASL")
         if sasl and mechanism is None:
             mechanism = self.mechanisms[0]
         return ClientSecurity(
-            protocol=listener,
-            ca_file=self.ca_file if "SSL" in listener else None,
+            protocol=protocol,
+            ca_file=self.ca_file if "SSL" in protocol else None,
             mechanism=mechanism if sasl else None,
             username=user if sasl else None,
             password=self.users.get(user) if sasl else None,
@@ -895,14 +990,15 @@ class KafkaCluster:
         """What ``kafka-local up`` and ``status`` print."""
         st = self.state
         running = set(self.running_nodes())
-        return {
+        extra = self.advertise_listeners
+        desc: dict[str, Any] = {
             "dir": st["dir"],
             "kafka_version": st["kafka_version"],
             "cluster_id": st["cluster_id"],
             "host": st["host"],
             "advertised_host": st["advertised_host"],
             "netns": st["netns"],
-            "bootstrap": {name: self.bootstrap(name) for name in self.listeners},
+            "bootstrap": {name: self.bootstrap(name) for name in [*self.listeners, *extra]},
             "mechanisms": list(self.mechanisms),
             "ca_file": st["ca_file"],
             "users": st["users"],
@@ -912,7 +1008,9 @@ class KafkaCluster:
                     "pid": n["pid"],
                     "running": n["node_id"] in running,
                     "listeners": {
-                        name: f"{st['advertised_host']}:{port}" for name, port in n["ports"].items()
+                        # extra advertised listeners: the bound address (what a forwarder targets)
+                        name: f"{st['host'] if name in extra else st['advertised_host']}:{port}"
+                        for name, port in n["ports"].items()
                     },
                     "log": str(Path(n["dir"]) / "server.log"),
                 }
@@ -923,6 +1021,11 @@ class KafkaCluster:
             "startup_phases": st.get("startup_phases"),
             "logging": st.get("logging", True),
         }
+        if extra:
+            desc["advertise_listeners"] = {
+                name: {**x, "advertised": self.bootstrap(name)} for name, x in extra.items()
+            }
+        return desc
 
     def __repr__(self) -> str:
         return f"KafkaCluster({self.dir}, brokers={len(self.node_ids)}, listeners={self.listeners})"
@@ -978,6 +1081,15 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     up.add_argument("--advertised-host", default=None, help="name/address brokers advertise")
     up.add_argument("--netns", default=None, help="run brokers under `ip netns exec NETNS`")
+    up.add_argument(
+        "--advertise-listener",
+        action="append",
+        default=[],
+        metavar="NAME=PROTOCOL://HOST:BASE",
+        help="extra listener NAME (PROTOCOL: plaintext|ssl) on every node, bound on --host at a "
+        "free port and advertised as HOST:BASE+N (N: node id), e.g. for a TCP forwarder in front; "
+        "repeatable",
+    )
     up.add_argument("--heap", default="512m", help="broker -Xmx (default 512m)")
     up.add_argument("--timeout", type=float, default=120.0)
     for name, text in (("down", "stop a cluster"), ("status", "report a cluster")):
@@ -994,6 +1106,14 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             if not sep:
                 parser.error(f"--config needs KEY=VALUE, got {item!r}")
             extras[key.strip()] = value
+        advertise: dict[str, str] = {}
+        for item in args.advertise_listener:
+            name, sep, spec = item.partition("=")
+            if not sep:
+                parser.error(f"--advertise-listener needs NAME=PROTOCOL://HOST:BASE, got {item!r}")
+            if name.strip().upper() in {k.upper() for k in advertise}:
+                parser.error(f"--advertise-listener {name.strip()} given twice")
+            advertise[name.strip()] = spec
         try:
             cluster = KafkaCluster.start(
                 args.dir,
@@ -1005,6 +1125,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
                 host=args.host,
                 advertised_host=args.advertised_host,
                 netns=args.netns,
+                advertise_listeners=advertise,
                 owned=False,
                 heap=args.heap,
                 timeout=args.timeout,

@@ -85,11 +85,14 @@ class ProxyConnection(asyncio.Protocol):
         dial: Callable[[ProxyConnection, ClusterRuntime, int | None], Awaitable[None]],
         registry: set[ProxyConnection],
         max_frame: int,
+        max_connections: int = 1 << 30,
     ) -> None:
         self._route = route
         self._dial = dial
         self._registry = registry
         self._max_frame = max_frame
+        self._max_connections = max_connections
+        self.idle_since = (-1, 0.0)  # (bytes moved, when first seen at that count): housekeeping
         self.client: asyncio.Transport | None = None
         self.upstream = UpstreamSide(self)
         self.cluster: ClusterRuntime | None = None
@@ -116,6 +119,12 @@ class ProxyConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        if len(self._registry) >= self._max_connections:
+            self.closed = True
+            log.warning("refused a connection: limits.max_connections (%d) reached",
+                        self._max_connections, extra={"peer": self.peer})
+            transport.abort()
+            return
         self._registry.add(self)
         try:
             route = self._route(transport)

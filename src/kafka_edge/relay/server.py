@@ -118,16 +118,19 @@ class Proxy:
             self._health = HealthServer(self.metrics.registry, self.readiness)
             self.health_port = await self._health.start(*obs.http_address)
         self._spawn(self._housekeeping())
+        log.info("effective configuration", extra={"config": self.config.redacted_dict()})
         self.ready = True
         log.info("kafka-edge ready", extra={
-            "listeners": len(self._servers) + len(self._sni_sockets), "clusters": sorted(self.clusters),
+            "listeners": len(self._servers) + len(self._sni_sockets),
+            "clusters": sorted(self.clusters),
             "startup_s": round(time.monotonic() - self.started_at, 3)})
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
                     router: Callable[[asyncio.Transport], Route | None],
                     ssl_ctx: ssl.SSLContext | None, handshake_timeout: float | None) -> None:
         def factory() -> ProxyConnection:
-            return ProxyConnection(router, _dial, self.connections, self._max_frame)
+            return ProxyConnection(router, _dial, self.connections, self._max_frame,
+                                   self.config.limits.max_connections)
 
         server = await loop.create_server(
             factory, host or None, port, ssl=ssl_ctx, reuse_address=True,
@@ -249,7 +252,7 @@ class Proxy:
 
         def factory() -> ProxyConnection:
             return ProxyConnection(self._fixed_router(cluster, target), _dial, self.connections,
-                                   self._max_frame)
+                                   self._max_frame, self.config.limits.max_connections)
 
         try:
             await loop.connect_accepted_socket(factory, sock, ssl=ctx,
@@ -288,12 +291,21 @@ class Proxy:
     async def _housekeeping(self) -> None:
         """Certificate file watch (polling: portable, no extra dependency) and upstream probes."""
         while True:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(1.0)
             if any(t.changed() for t in self._tls):
                 self.reload_certificates()
+            now = time.monotonic()
+            idle_timeout = self.config.limits.idle_timeout_s
             for conn in list(self.connections):
                 if conn.cluster is not None:
                     conn.cluster.flush(conn)
+                if idle_timeout > 0:
+                    # idle = no byte moved either way; compared here, not on the hot path
+                    moved = conn.bytes_up + conn.bytes_down
+                    if conn.idle_since[0] != moved:
+                        conn.idle_since = (moved, now)
+                    elif now - conn.idle_since[1] >= idle_timeout:
+                        conn.close(f"idle for {idle_timeout:g} s (limits.idle_timeout_s)")
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
