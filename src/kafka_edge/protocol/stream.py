@@ -266,13 +266,17 @@ class ResponseStream:
             end = pos + 4 + size
             key, version = state.answer(correlation_id)
             if key in INSPECTED_RESPONSES:
+                if end <= n:
+                    new = self._inspect(key, version, memoryview(data)[pos + 4:end])
+                    if new is not None:  # replaced: send what precedes it, then the new frame
+                        if pos > out_start:
+                            self._forward(memoryview(data)[out_start:pos])
+                        self._forward(new)
+                        out_start = end
+                    pos = end  # unchanged: stays in the region forwarded in one write
+                    continue
                 if pos > out_start:
                     self._forward(memoryview(data)[out_start:pos])
-                if end <= n:
-                    self._collect_key = (key, version)
-                    self._emit_inspected(memoryview(data)[pos:end])
-                    pos = out_start = end
-                    continue
                 self._collect = bytearray(memoryview(data)[pos:])
                 self._collect_key = (key, version)
                 self._remaining = end - n
@@ -290,10 +294,14 @@ class ResponseStream:
             else:
                 self._forward(memoryview(data)[out_start:pos])
 
-    def _emit_inspected(self, frame: bytearray | memoryview) -> None:
-        """``frame`` is one whole response including its size prefix."""
+    def _emit_inspected(self, frame: bytearray) -> None:
+        """``frame`` is one whole collected response including its size prefix."""
         key, version = self._collect_key
-        payload = memoryview(frame)[4:]
+        new = self._inspect(key, version, memoryview(frame)[4:])
+        self._forward(frame if new is None else new)
+
+    def _inspect(self, key: int, version: int, payload: memoryview) -> bytes | None:
+        """The replacement frame (with size prefix) for a response, or None to keep it."""
         if key == API_API_VERSIONS:
             new: bytes | None = rewrite_api_versions(version, payload)
         elif key == API_SASL_HANDSHAKE:
@@ -301,11 +309,10 @@ class ResponseStream:
             if version == 0 and sasl_handshake_v0_succeeded(payload):
                 self._state.sasl_raw = True
                 self.sasl_v0_sessions += 1
-            new = None
+            return None
         else:
             new = rewrite_response(key, version, payload, self._mapper)
         if new is None:
-            self._forward(frame)
-        else:
-            self.rewritten[key] = self.rewritten.get(key, 0) + 1
-            self._forward(_I32.pack(len(new)) + new)
+            return None
+        self.rewritten[key] = self.rewritten.get(key, 0) + 1
+        return _I32.pack(len(new)) + new

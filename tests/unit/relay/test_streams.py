@@ -140,3 +140,42 @@ def test_sasl_handshake_v1_does_not_enter_raw_phase() -> None:
     w.requests.feed(request(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
     w.responses.feed(response(1, struct.pack(">hih", 0, 1, 5) + b"PLAIN"))
     assert not w.state.sasl_raw
+
+
+def metadata_v1_response(corr: int, brokers: list[tuple[int, str, int]]) -> bytes:
+    body = struct.pack(">i", len(brokers))
+    for node, host, port in brokers:
+        body += struct.pack(">ih", node, len(host)) + host.encode() + struct.pack(">ih", port, -1)
+    body += struct.pack(">ii", 1, 0)  # controller id, no topics
+    return response(corr, body)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5_000), max_size=10))
+def test_rewritten_responses_between_pass_through_ones_under_any_chunking(cuts: list[int]
+                                                                           ) -> None:
+    w = Wire()
+    reqs = request(2, 5, 1) + request(3, 1, 2, struct.pack(">i", 0)) + request(2, 5, 3)
+    w.requests.feed(reqs)
+    meta = metadata_v1_response(2, [(1, "10.0.0.1", 9092), (2, "10.0.0.2", 9092)])
+    stream = response(1, b"a" * 300) + meta + response(3, b"b" * 200)
+    for part in chunks(stream, cuts):
+        w.responses.feed(part)
+    out = b"".join(w.to_client)
+    expected = metadata_v1_response(2, [(1, "edge-1.example", 9001), (2, "edge-2.example", 9002)])
+    assert out == response(1, b"a" * 300) + expected + response(3, b"b" * 200)
+    assert w.responses.rewritten == {3: 1}
+    assert not w.state.in_flight
+
+
+def test_unchanged_inspected_responses_do_not_split_the_write() -> None:
+    """Several small Produce-like answers in one read go out in one write when none changes."""
+    w = Wire()
+    w.requests.feed(request(18, 0, 1) + request(2, 5, 2) + request(2, 5, 3))
+    w.to_client.clear()
+    # SaslHandshake-free: use ListOffsets (pass-through) and an ApiVersions answer, which the
+    # proxy always rebuilds (intersection), to see where writes split
+    w.responses.feed(response(1, struct.pack(">hi", 0, 0)) + response(2, b"x" * 10)
+                     + response(3, b"y" * 10))
+    assert len(w.to_client) == 2  # the rebuilt ApiVersions answer, then the rest in one piece
+    assert w.to_client[1] == response(2, b"x" * 10) + response(3, b"y" * 10)
