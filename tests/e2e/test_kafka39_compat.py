@@ -6,9 +6,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from testbed.cluster import KafkaCluster
 from testbed.clients import ClientSecurity, consume, produce
+from testbed.cluster import KafkaCluster
 
 from .edge import EdgeProcess, free_port_block, port_routing_config
 
