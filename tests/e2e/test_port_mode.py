@@ -17,7 +17,7 @@ from testbed.cluster import KafkaCluster, java_classpath
 from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.protocol.rewrite import MAX_PARSED_VERSION
 
-from .edge import EdgeProcess, free_port_block, port_routing_config
+from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +76,7 @@ def _api_versions(address: tuple[str, int], version: int) -> tuple[int, dict[int
         payload += b"\x00" + b"\x06probe" + b"\x041.0" + b"\x00"
     with socket.create_connection(address, timeout=10) as s:
         s.sendall(struct.pack(">i", len(payload)) + payload)
-        data = _read_frame(s)
+        data = read_frame(s)
     corr, error = struct.unpack_from(">ih", data)
     assert corr == 7
     keys: dict[int, tuple[int, int]] = {}
@@ -92,19 +92,6 @@ def _api_versions(address: tuple[str, int], version: int) -> tuple[int, dict[int
             key, lo, hi = struct.unpack_from(">hhh", data, 10 + 6 * i)
             keys[key] = (lo, hi)
     return error, keys
-
-
-def _read_frame(s: socket.socket) -> bytes:
-    def exact(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-    (size,) = struct.unpack(">i", exact(4))
-    return exact(size)
 
 
 def test_api_versions_never_offer_what_the_proxy_cannot_parse(
@@ -176,7 +163,7 @@ def test_malformed_frame_closes_only_that_connection(
         cid = b"ok"
         payload = struct.pack(">hhih", 18, 0, 9, len(cid)) + cid
         healthy.sendall(struct.pack(">i", len(payload)) + payload)
-        assert struct.unpack_from(">i", _read_frame(healthy))[0] == 9
+        assert struct.unpack_from(">i", read_frame(healthy))[0] == 9
     finally:
         healthy.close()
 

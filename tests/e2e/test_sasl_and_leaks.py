@@ -21,7 +21,7 @@ from testbed.cluster import KafkaCluster, java_classpath
 
 from kafka_edge.protocol.scram import ScramClient
 
-from .edge import EdgeProcess, RecordingRelay, free_port_block, port_routing_config
+from .edge import EdgeProcess, RecordingRelay, free_port_block, port_routing_config, read_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -124,19 +124,6 @@ def _frame(payload: bytes) -> bytes:
     return struct.pack(">i", len(payload)) + payload
 
 
-def _read_frame(s: ssl.SSLSocket) -> bytes:
-    def exact(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed by the proxy")
-            buf += chunk
-        return buf
-    (size,) = struct.unpack(">i", exact(4))
-    return exact(size)
-
-
 def _request(api_key: int, version: int, corr: int, body: bytes) -> bytes:
     cid = b"v0-client"
     return _frame(struct.pack(">hhih", api_key, version, corr, len(cid)) + cid + body)
@@ -171,18 +158,18 @@ def test_sasl_handshake_v0_raw_tokens_pass_through(
             ctx.wrap_socket(raw, server_hostname=host) as s:
         mech = mechanism.encode()
         s.sendall(_request(17, 0, 1, struct.pack(">h", len(mech)) + mech))
-        answer = _read_frame(s)
+        answer = read_frame(s)
         assert struct.unpack_from(">ih", answer) == (1, 0)
         if mechanism == "PLAIN":
             s.sendall(_frame(b"\0alice\0" + password.encode()))
-            assert _read_frame(s) == b""  # PLAIN's empty server token, passed through raw
+            assert read_frame(s) == b""  # PLAIN's empty server token, passed through raw
         else:
             scram = ScramClient(mechanism, "alice", password)
             s.sendall(_frame(scram.first_message()))
-            s.sendall(_frame(scram.final_message(_read_frame(s))))
-            scram.verify_server_final(_read_frame(s))
+            s.sendall(_frame(scram.final_message(read_frame(s))))
+            scram.verify_server_final(read_frame(s))
         s.sendall(_request(3, 1, 2, struct.pack(">i", 0)))  # Metadata v1, no topics
-        meta = _read_frame(s)
+        meta = read_frame(s)
     assert struct.unpack_from(">i", meta)[0] == 2
     brokers = _metadata_v1_brokers(meta)
     assert sorted(n for n, _, _ in brokers) == sorted(kafka3.node_ids)

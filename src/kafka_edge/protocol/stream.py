@@ -69,6 +69,14 @@ def describe_bad_size(size_bytes: bytes) -> str:
     return f"frame size {size} is out of range"
 
 
+def _raw_frame_end(data: bytes, pos: int, max_frame: int, side: str) -> int:
+    """End offset of the raw (header-less, possibly empty) SASL v0 frame starting at ``pos``."""
+    size = _I32.unpack_from(data, pos)[0]
+    if size < 0 or size > max_frame:
+        raise ProtocolError(f"{side}: " + describe_bad_size(data[pos:pos + 4]))
+    return int(pos + 4 + size)
+
+
 class ConnectionState:
     """What both directions of one connection share: requests awaiting an answer, SASL phase."""
 
@@ -130,10 +138,7 @@ class RequestStream:
                 # A raw SASL token, or the first request after the raw phase: look at it whole.
                 if n - pos < 4:
                     break
-                size = _I32.unpack_from(data, pos)[0]
-                if size < 0 or size > self._max_frame:
-                    raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
-                end = pos + 4 + size
+                end = _raw_frame_end(data, pos, self._max_frame, "client")
                 if end > n:
                     break
                 if not is_plausible_request_header(memoryview(data)[pos + 4:end]):
@@ -248,10 +253,7 @@ class ResponseStream:
                 # Raw SASL tokens from the broker: no header, possibly empty; pass them through.
                 if n - pos < 4:
                     break
-                size = _I32.unpack_from(data, pos)[0]
-                if size < 0 or size > self._max_frame:
-                    raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
-                end = pos + 4 + size
+                end = _raw_frame_end(data, pos, self._max_frame, "broker")
                 if end > n:
                     self._remaining = end - n
                     pos = n
