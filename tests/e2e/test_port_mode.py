@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -188,3 +189,61 @@ def test_kafka_admin_tool_lists_only_edge_addresses(
 
 def test_client_security_default_is_plaintext() -> None:
     assert ClientSecurity().protocol == "PLAINTEXT"
+
+
+def test_pattern_mode_maps_node_ids_without_discovery(kafka1: KafkaCluster,
+                                                      tmp_path: Path) -> None:
+    """broker_address_pattern (Amazon MSK style names): the upstream of node N comes from the
+    pattern alone. A fresh instance's first connection is to a broker port; no discovery."""
+    node = kafka1.node_ids[0]
+    real_port = kafka1.port(node)
+    base = free_port_block(4, EDGE_HOST)
+    config = port_routing_config(upstream=kafka1.bootstrap().split(","), bind_host=EDGE_HOST,
+                                 base=base, node_ids=(node, node + 1))
+    # "127.0.0.{node}" stands for b-{node}.<cluster>.kafka.<region>.amazonaws.com: node 1 -> the
+    # broker's real address on loopback, derived by substitution only
+    config["clusters"][0]["upstream"]["broker_address_pattern"] = f"127.0.0.{{node}}:{real_port}"
+    topic = f"pattern-{uuid.uuid4().hex[:6]}"
+    kafka1.create_topic(topic, partitions=1, replication_factor=1)
+    sent = records(50, "pattern")
+    with EdgeProcess(config, tmp_path) as proc:
+        produce("kafka-python", f"{EDGE_HOST}:{base + 1}", topic, sent)  # node_id_min's port
+        assert sorted(consume("confluent", f"{EDGE_HOST}:{base}", topic, 50)) == sorted(sent)
+        assert proc.metric("kafka_edge_discovery_requests_total") == 0
+
+
+def test_back_pressure_keeps_memory_bounded_for_a_client_that_does_not_read(
+        kafka3: KafkaCluster, edge_plain: tuple[EdgeProcess, str]) -> None:
+    """A client pipelines 60,000 requests and reads nothing for a while: the proxy must stop
+    reading from the broker (and the broker from the proxy) instead of buffering every answer;
+    afterwards every answer arrives, in order."""
+    proc, bootstrap = edge_plain
+    assert proc.proc is not None
+    host, port = bootstrap.split(":")
+    n = 60_000
+    cid = b"bp"
+    def api_versions_v3(corr: int) -> bytes:
+        payload = (struct.pack(">hhih", 18, 3, corr, len(cid)) + cid
+                   + b"\x00" + b"\x03bp" + b"\x021" + b"\x00")  # tags, name, version, tags
+        return struct.pack(">i", len(payload)) + payload
+
+    frames = b"".join(api_versions_v3(i) for i in range(n))
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        rss_before = _rss_kib(proc.proc.pid)
+        sender = threading.Thread(target=s.sendall, args=(frames,), daemon=True)
+        sender.start()
+        time.sleep(6)
+        rss_stalled = _rss_kib(proc.proc.pid)
+        # each answer is ~600 bytes: ~36 MB of answers would sit in the proxy without flow control
+        assert rss_stalled - rss_before < 16 * 1024, (rss_before, rss_stalled)
+        for i in range(n):
+            assert struct.unpack_from(">i", read_frame(s))[0] == i
+        sender.join(30)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")

@@ -1,0 +1,60 @@
+"""Operational limits and lifecycle: max connections, idle timeout, readiness and draining."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from testbed.cluster import KafkaCluster
+
+from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
+
+pytestmark = pytest.mark.e2e
+
+EDGE_HOST = "127.0.0.2"
+
+
+def _api_versions(sock: socket.socket, corr: int) -> int:
+    payload = struct.pack(">hhih", 18, 0, corr, 1) + b"l"
+    sock.sendall(struct.pack(">i", len(payload)) + payload)
+    return int(struct.unpack_from(">i", read_frame(sock))[0])
+
+
+def test_max_connections_idle_timeout_readiness_and_drain(kafka3: KafkaCluster,
+                                                           tmp_path: Path) -> None:
+    base = free_port_block(10, EDGE_HOST)
+    config = port_routing_config(upstream=kafka3.bootstrap().split(","), bind_host=EDGE_HOST,
+                                 base=base)
+    config["limits"] = {"max_connections": 2, "idle_timeout_s": 2, "drain_timeout_s": 5}
+    proc = EdgeProcess(config, tmp_path).start()
+    try:
+        status, body = proc.get("/readyz")
+        assert status == 200 and '"ready": true' in body
+        assert proc.get("/healthz")[0] == 200
+        a = socket.create_connection((EDGE_HOST, base), timeout=10)
+        b = socket.create_connection((EDGE_HOST, base), timeout=10)
+        assert _api_versions(a, 1) == 1 and _api_versions(b, 2) == 2
+        with socket.create_connection((EDGE_HOST, base), timeout=10) as third:
+            assert third.recv(1) == b""  # refused: two are open
+        assert "limits.max_connections (2) reached" in proc.log()
+        # idle: b stays silent and is closed; a keeps talking and stays open
+        for i in range(5):
+            time.sleep(0.8)
+            assert _api_versions(a, 10 + i) == 10 + i
+        b.settimeout(5)
+        assert b.recv(1) == b""
+        assert "idle for 2 s" in proc.log()
+        b.close()
+        # drain: not ready any more, the idle-between-requests connection is closed, exit 0
+        proc.signal(signal.SIGTERM)
+        a.settimeout(10)
+        assert a.recv(1) == b""
+        a.close()
+        assert proc.proc is not None and proc.proc.wait(15) == 0
+        assert "proxy draining" in proc.log() and "stopped" in proc.log()
+    finally:
+        proc.stop()
