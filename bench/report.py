@@ -143,6 +143,16 @@ def _peers(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+ANALYSIS = Path(__file__).with_name("analysis.md")
+
+
+def _analysis() -> list[str]:
+    """The hand-written reading of the figures (targets, profile, what changes bought)."""
+    if not ANALYSIS.exists():
+        return []
+    return [ANALYSIS.read_text().rstrip(), ""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     s = doc["settings"]
     rates = ", ".join(f"{v}: {r:,.0f} records/s" for v, r in s["latency_rate_rec_s"].items())
@@ -176,6 +186,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "## Results",
         "",
         table(doc),
+        *_analysis(),
         "## Method",
         "",
         f"- **Cluster**: {s['brokers']} KRaft brokers (launcher `{_launcher(s)}`, -Xmx "
