@@ -72,7 +72,8 @@ class EdgeProcess:
     """A kafka-edge process run from a YAML config written to ``workdir``."""
 
     def __init__(self, config: Mapping[str, Any], workdir: Path, *, name: str = "edge",
-                 netns: str | None = None, env: Mapping[str, str] | None = None) -> None:
+                 netns: str | None = None, env: Mapping[str, str] | None = None,
+                 args: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.name = name
         self.netns = netns
@@ -85,6 +86,7 @@ class EdgeProcess:
         self.config_path = workdir / f"{name}.yaml"
         self.log_path = workdir / f"{name}.log"
         self.env = dict(env or {})
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_after: float | None = None
@@ -95,7 +97,7 @@ class EdgeProcess:
 
     def start(self, timeout: float = 20.0) -> EdgeProcess:
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        argv = [*KAFKA_EDGE, "run", "--config", str(self.config_path)]
+        argv = [*KAFKA_EDGE, "run", "--config", str(self.config_path), *self.args]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **self.env}

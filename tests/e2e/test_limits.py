@@ -58,3 +58,30 @@ def test_max_connections_idle_timeout_readiness_and_drain(kafka3: KafkaCluster,
         assert "proxy draining" in proc.log() and "stopped" in proc.log()
     finally:
         proc.stop()
+
+
+def test_workers_share_the_ports(kafka3: KafkaCluster, tmp_path: Path) -> None:
+    """--workers 2: two processes bind the same ports (SO_REUSEPORT); clients work throughout
+    and SIGTERM stops all of them."""
+    from testbed.clients import consume, produce
+
+    base = free_port_block(10, EDGE_HOST)
+    config = port_routing_config(upstream=kafka3.bootstrap().split(","), bind_host=EDGE_HOST,
+                                 base=base)
+    proc = EdgeProcess(config, tmp_path, args=["--workers", "2"]).start()
+    try:
+        deadline = time.monotonic() + 15
+        while proc.log().count("kafka-edge ready") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.log().count("kafka-edge ready") == 2
+        topic = f"workers-{time.monotonic_ns()}"
+        kafka3.create_topic(topic, partitions=3, replication_factor=3)
+        sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(300)]
+        produce("kafka-python", f"{EDGE_HOST}:{base}", topic, sent)
+        assert sorted(consume("confluent", f"{EDGE_HOST}:{base}", topic, 300)) == sorted(sent)
+        assert proc.get("/readyz")[0] == 200
+        proc.signal(signal.SIGTERM)
+        assert proc.proc is not None and proc.proc.wait(20) == 0
+        assert proc.log().count("stopped") >= 2
+    finally:
+        proc.stop()

@@ -21,8 +21,9 @@ class HealthServer:
         self._readiness = readiness
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port,
+                                                  reuse_port=reuse_port or None)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:

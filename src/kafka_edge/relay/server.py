@@ -116,7 +116,8 @@ class Proxy:
         obs = self.config.observability
         if obs.http_address is not None:
             self._health = HealthServer(self.metrics.registry, self.readiness)
-            self.health_port = await self._health.start(*obs.http_address)
+            self.health_port = await self._health.start(*obs.http_address,
+                                                        reuse_port=self.reuse_port)
         self._spawn(self._housekeeping())
         log.info("effective configuration", extra={"config": self.config.redacted_dict()})
         self.ready = True
