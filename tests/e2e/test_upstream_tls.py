@@ -4,6 +4,8 @@ and the TLS handshake timeout on an SNI listener."""
 from __future__ import annotations
 
 import socket
+import ssl
+import struct
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import trustme
 from testbed.clients import consume, produce
 from testbed.cluster import KafkaCluster
 
-from .edge import EdgeProcess, free_port, free_port_block, port_routing_config
+from .edge import EdgeProcess, free_port, free_port_block, port_routing_config, read_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +95,31 @@ def test_sni_listener_handshake_timeout(tmp_path: Path) -> None:
             assert s.recv(1) == b""  # silent client: closed after the handshake timeout
         assert 0.8 <= time.monotonic() - started < 5
         assert "no TLS ClientHello before the handshake timeout" in proc.log()
+
+
+def test_client_without_sni_goes_to_the_default_cluster(kafka3: KafkaCluster,
+                                                        tmp_path: Path) -> None:
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    cert = ca.issue_cert("*.default.example.com", EDGE_HOST)
+    cert.private_key_pem.write_to_path(str(tmp_path / "edge.key"))
+    (tmp_path / "edge.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+    port = free_port(EDGE_HOST)
+    config = {
+        "listeners": [{"name": "edge", "bind": f"{EDGE_HOST}:{port}", "default_cluster": "d",
+                       "tls": {"certificates": [{"cert_file": str(tmp_path / "edge.pem"),
+                                                 "key_file": str(tmp_path / "edge.key")}]}}],
+        "clusters": [{"name": "d",
+                      "upstream": {"bootstrap_servers": kafka3.bootstrap().split(",")},
+                      "sni_routing": {"listener": "edge",
+                                      "bootstrap_host": "boot.default.example.com",
+                                      "broker_host_pattern": "b-{node}.default.example.com"}}],
+    }
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    ctx.check_hostname = False  # no server name is sent, so none can be checked
+    with EdgeProcess(config, tmp_path), \
+            socket.create_connection((EDGE_HOST, port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=None) as s:
+        payload = struct.pack(">hhih", 18, 0, 5, 1) + b"n"
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        assert struct.unpack_from(">i", read_frame(s))[0] == 5
