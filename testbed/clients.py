@@ -662,40 +662,14 @@ def produce(
     :class:`ClientUnsupported` if the client cannot do this.
     """
     check_supported(client, security)
-    extra = extra or {}
-    if client == "java":
+    common = {"bootstrap": bootstrap, "topic": topic, "security": security, "netns": netns,
+              "timeout": timeout, "extra": extra or {}}
+    if client in ("java", "kcat"):  # text-line tools
         _check_text_records(client, records)
-        _java_produce(
-            records=records,
-            bootstrap=bootstrap,
-            topic=topic,
-            security=security,
-            netns=netns,
-            timeout=timeout,
-            extra=extra,
-        )
-    elif client == "kcat":
-        _check_text_records(client, records)
-        _kcat_produce(
-            records=records,
-            bootstrap=bootstrap,
-            topic=topic,
-            security=security,
-            netns=netns,
-            timeout=timeout,
-            extra=extra,
-        )
+        run = _java_produce if client == "java" else _kcat_produce
+        run(records=records, **common)  # type: ignore[arg-type]
     else:
-        _py_produce(
-            client,
-            records=records,
-            bootstrap=bootstrap,
-            topic=topic,
-            security=security,
-            netns=netns,
-            timeout=timeout,
-            extra=extra,
-        )
+        _py_produce(client, records=records, **common)  # type: ignore[arg-type]
 
 
 def consume(
@@ -717,40 +691,13 @@ def consume(
     Raises :class:`ClientError` if fewer (or more) records arrive within ``timeout``.
     """
     check_supported(client, security)
-    extra = extra or {}
+    common = {"count": count, "group": group, "bootstrap": bootstrap, "topic": topic,
+              "security": security, "netns": netns, "timeout": timeout, "extra": extra or {}}
     if client == "java":
-        return _java_consume(
-            count=count,
-            group=group,
-            bootstrap=bootstrap,
-            topic=topic,
-            security=security,
-            netns=netns,
-            timeout=timeout,
-            extra=extra,
-        )
+        return _java_consume(**common)  # type: ignore[arg-type]
     if client == "kcat":
-        return _kcat_consume(
-            count=count,
-            group=group,
-            bootstrap=bootstrap,
-            topic=topic,
-            security=security,
-            netns=netns,
-            timeout=timeout,
-            extra=extra,
-        )
-    return _py_consume(
-        client,
-        count=count,
-        group=group,
-        bootstrap=bootstrap,
-        topic=topic,
-        security=security,
-        netns=netns,
-        timeout=timeout,
-        extra=extra,
-    )
+        return _kcat_consume(**common)  # type: ignore[arg-type]
+    return _py_consume(client, **common)  # type: ignore[arg-type]
 
 
 def client_version(client: str) -> str:
