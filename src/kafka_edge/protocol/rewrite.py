@@ -111,6 +111,14 @@ def _first_version(message: Message, field_name: str) -> int:
 _PRODUCE_ENDPOINTS_FROM = _first_version(PRODUCE_RESPONSE, "NodeEndpoints")  # 10
 _FETCH_ENDPOINTS_FROM = _first_version(FETCH_RESPONSE, "NodeEndpoints")  # 16
 _QUORUM_NODES_FROM = _first_version(DESCRIBE_QUORUM_RESPONSE, "Nodes")  # 2
+
+# The first version of each rewritten API whose response can hold an address; older versions
+# (Fetch v4-15 above all) need not be looked at, so the relay streams them through unbuffered.
+FIRST_ADDRESS_VERSION: dict[int, int] = {
+    _PRODUCE: _PRODUCE_ENDPOINTS_FROM,
+    _FETCH: _FETCH_ENDPOINTS_FROM,
+    _DESCRIBE_QUORUM: _QUORUM_NODES_FROM,
+}
 _FIND_COORDINATOR_BATCHED_FROM = _first_version(FIND_COORDINATOR_RESPONSE, "Coordinators")  # 4
 
 for _key in REWRITTEN_APIS:
@@ -134,9 +142,7 @@ def rewrite_response(api_key: int, api_version: int, payload: Buffer,
     if api_version > max_version:
         raise ProtocolError(f"{message.name} v{api_version} is newer than this proxy "
                             f"understands (max v{max_version})")
-    if ((api_key == _PRODUCE and api_version < _PRODUCE_ENDPOINTS_FROM)
-            or (api_key == _FETCH and api_version < _FETCH_ENDPOINTS_FROM)
-            or (api_key == _DESCRIBE_QUORUM and api_version < _QUORUM_NODES_FROM)):
+    if api_version < FIRST_ADDRESS_VERSION.get(api_key, 0):
         return None
     if api_version < message.valid[0]:
         raise ProtocolError(f"{message.name} v{api_version} does not exist (min "

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.protocol.rewrite import (
+    FIRST_ADDRESS_VERSION,
     REWRITTEN_APIS,
     AddressMapper,
     api_versions_unsupported_response,
@@ -267,7 +268,7 @@ class ResponseStream:
                 raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
             end = pos + 4 + size
             key, version = state.answer(correlation_id)
-            if key in INSPECTED_RESPONSES:
+            if key in INSPECTED_RESPONSES and version >= FIRST_ADDRESS_VERSION.get(key, 0):
                 if end <= n:
                     new = self._inspect(key, version, memoryview(data)[pos + 4:end])
                     if new is not None:  # replaced: send what precedes it, then the new frame

@@ -179,3 +179,15 @@ def test_unchanged_inspected_responses_do_not_split_the_write() -> None:
                      + response(3, b"y" * 10))
     assert len(w.to_client) == 2  # the rebuilt ApiVersions answer, then the rest in one piece
     assert w.to_client[1] == response(2, b"x" * 10) + response(3, b"y" * 10)
+
+
+def test_fetch_below_v16_streams_through_without_being_collected() -> None:
+    """Fetch v4-15 cannot carry NodeEndpoints: its chunks go out as they come (no buffering)."""
+    w = Wire()
+    w.requests.feed(request(1, 15, 1))
+    answer = response(1, b"r" * 10_000)
+    w.to_client.clear()
+    for i in range(0, len(answer), 1000):
+        w.responses.feed(answer[i:i + 1000])
+    assert len(w.to_client) == 11  # forwarded per chunk, not held back until complete
+    assert b"".join(w.to_client) == answer
