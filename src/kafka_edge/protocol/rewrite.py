@@ -305,17 +305,21 @@ def produce_has_no_endpoints(buf: memoryview, pos: int, version: int) -> bool:
         n, pos = _uv(buf, pos)
         if n == 0:
             return False  # a null array: let the general path judge it
+        named = version < 13
         for _ in range(n - 1):
-            if version >= 13:
-                pos += 16
-            else:
+            if named:
                 length, pos = _uv(buf, pos)
                 pos += length - 1 if length else 0
+            else:
+                pos += 16
             parts, pos = _uv(buf, pos)
             if parts == 0:
                 return False
             for _ in range(parts - 1):
                 pos += 30
+                if buf[pos] == 1 and buf[pos + 1] == 0 and buf[pos + 2] == 0:
+                    pos += 3  # the usual tail: no RecordErrors, null ErrorMessage, no tags
+                    continue
                 errors, pos = _uv(buf, pos)
                 if errors == 0:
                     return False
@@ -324,7 +328,7 @@ def produce_has_no_endpoints(buf: memoryview, pos: int, version: int) -> bool:
                     pos = _skip_tags(buf, pos + (length - 1 if length else 0))
                 length, pos = _uv(buf, pos)
                 pos = _skip_tags(buf, pos + (length - 1 if length else 0))
-            pos = _skip_tags(buf, pos)
+            pos = pos + 1 if buf[pos] == 0 else _skip_tags(buf, pos)
         pos += 4
         return pos + 1 == len(buf) and buf[pos] == 0
     except (IndexError, ValueError):
@@ -542,6 +546,33 @@ def produce_acks(payload: Buffer, api_version: int) -> int | None:
     if pos + 2 > len(buf):
         return None
     return int(INT16.unpack_from(buf, pos)[0])
+
+
+def produce_acks_fast(buf: Buffer, pos: int, limit: int, api_version: int) -> int | None:
+    """``acks`` of the Produce request frame at ``buf[pos:]`` (size prefix included) in the
+    common shape: flexible version (v9+), a non-null client id, no header tags and a
+    transactional id shorter than 127 bytes. None means "not that shape, or ``buf`` ends
+    (``limit``) too early": ask :func:`produce_acks`. Every produced batch passes here, so it
+    reads bytes by index instead of going through the general peek.
+    """
+    if api_version < 9:
+        return None
+    q = pos + 14  # size, api key, version, correlation id, client id length
+    if q > limit:
+        return None
+    hi = buf[q - 2]
+    if hi >= 0x80:  # a null client id
+        return None
+    q += (hi << 8) | buf[q - 1]
+    if q + 2 > limit or buf[q] != 0:  # header tags present
+        return None
+    t = buf[q + 1]  # compact nullable transactional id: 0 null, else length + 1
+    if t >= 0x80:
+        return None
+    q += 2 + (t - 1 if t else 0)
+    if q + 2 > limit:
+        return None
+    return int(INT16.unpack_from(buf, q)[0])
 
 
 def is_plausible_request_header(payload: Buffer) -> bool:

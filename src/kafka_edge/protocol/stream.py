@@ -35,12 +35,15 @@ from kafka_edge.protocol.rewrite import (
     api_versions_unsupported_response,
     is_plausible_request_header,
     produce_acks,
+    produce_acks_fast,
+    produce_has_no_endpoints,
     rewrite_api_versions,
     rewrite_response,
     sasl_handshake_v0_succeeded,
 )
 
 Sink = Callable[[bytes | bytearray | memoryview], None]
+Chunk = bytes | memoryview  # what a stream is fed: a read (a view of the read buffer)
 
 API_PRODUCE = 0
 API_SASL_HANDSHAKE = 17
@@ -50,6 +53,8 @@ MAX_API_VERSIONS_VERSION = API_KEYS[API_API_VERSIONS].max_version
 # Responses that must be seen whole: address-bearing ones, plus ApiVersions (intersection) and
 # SaslHandshake (to detect the v0 raw-token phase).
 INSPECTED_RESPONSES = frozenset(REWRITTEN_APIS | {API_SASL_HANDSHAKE, API_API_VERSIONS})
+# api key -> first version inspected (older Produce and Fetch versions carry no address)
+_INSPECT_FROM = {key: FIRST_ADDRESS_VERSION.get(key, 0) for key in INSPECTED_RESPONSES}
 
 # A Produce request prefix long enough to hold header + transactional id + acks. Client ids and
 # transactional ids are short in practice; a prefix this long that still cannot be parsed is bad.
@@ -60,8 +65,9 @@ _HDR = struct.Struct(">ihhi")  # size, api_key, api_version, correlation_id
 _SIZE_CORR = struct.Struct(">ii")
 
 
-def describe_bad_size(size_bytes: bytes) -> str:
+def describe_bad_size(size_bytes: Chunk) -> str:
     """Explain an impossible frame size; a TLS ClientHello on a plaintext port is the usual one."""
+    size_bytes = bytes(size_bytes[:4])
     if size_bytes[:1] == b"\x16" and size_bytes[1:2] == b"\x03":
         return "a TLS handshake arrived on a plaintext Kafka port"
     if size_bytes[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"PRI "):
@@ -70,7 +76,7 @@ def describe_bad_size(size_bytes: bytes) -> str:
     return f"frame size {size} is out of range"
 
 
-def _raw_frame_end(data: bytes, pos: int, max_frame: int, side: str) -> int:
+def _raw_frame_end(data: Chunk, pos: int, max_frame: int, side: str) -> int:
     """End offset of the raw (header-less, possibly empty) SASL v0 frame starting at ``pos``."""
     size = _I32.unpack_from(data, pos)[0]
     if size < 0 or size > max_frame:
@@ -117,7 +123,7 @@ class RequestStream:
         self._pending = b""  # start of a frame whose header is not complete yet (not forwarded)
         self.frames = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: Chunk) -> None:
         n = len(data)
         pos = 0
         remaining = self._remaining
@@ -134,6 +140,7 @@ class RequestStream:
             n = len(data)
         out_start = 0
         state = self._state
+        in_flight = state.in_flight
         while pos < n:
             if state.sasl_raw:
                 # A raw SASL token, or the first request after the raw phase: look at it whole.
@@ -164,15 +171,18 @@ class RequestStream:
                 pos = out_start = end
                 continue
             if api_key == API_PRODUCE:
-                acks = produce_acks(memoryview(data)[pos + 4:min(end, n)], api_version)
+                limit = end if end < n else n
+                acks = produce_acks_fast(data, pos, limit, api_version)
                 if acks is None:
-                    if end <= n or n - pos > _MAX_PEEK:
-                        raise ProtocolError("client: cannot parse Produce request header")
-                    break
+                    acks = produce_acks(memoryview(data)[pos + 4:limit], api_version)
+                    if acks is None:
+                        if end <= n or n - pos > _MAX_PEEK:
+                            raise ProtocolError("client: cannot parse Produce request header")
+                        break
                 if acks != 0:
-                    state.expect(correlation_id, api_key, api_version)
+                    in_flight.append((correlation_id, api_key, api_version))
             else:
-                state.expect(correlation_id, api_key, api_version)
+                in_flight.append((correlation_id, api_key, api_version))
             self.frames += 1
             if end > n:
                 self._remaining = end - n
@@ -189,7 +199,7 @@ class RequestStream:
             else:
                 self._forward(memoryview(data)[out_start:pos])
 
-    def _check_size(self, data: bytes, pos: int) -> None:
+    def _check_size(self, data: Chunk, pos: int) -> None:
         size = _I32.unpack_from(data, pos)[0]
         if size < 8 or size > self._max_frame:
             raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
@@ -216,7 +226,7 @@ class ResponseStream:
         self.sasl_v0_sessions = 0  # raw-token SASL phases seen (not yet reported)
         self.sasl_handshakes = 0  # SaslHandshake answers relayed (not yet reported)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: Chunk) -> None:
         n = len(data)
         pos = 0
         collect = self._collect
@@ -249,6 +259,7 @@ class ResponseStream:
                 self._pending = b""
                 n = len(data)
         state = self._state
+        in_flight = state.in_flight
         while pos < n:
             if state.sasl_raw:
                 # Raw SASL tokens from the broker: no header, possibly empty; pass them through.
@@ -267,9 +278,18 @@ class ResponseStream:
             if size < 4 or size > self._max_frame:
                 raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
             end = pos + 4 + size
-            key, version = state.answer(correlation_id)
-            if key in INSPECTED_RESPONSES and version >= FIRST_ADDRESS_VERSION.get(key, 0):
+            if in_flight and in_flight[0][0] == correlation_id:
+                key, version = in_flight.popleft()[1:]
+            else:
+                key, version = state.answer(correlation_id)  # raises, saying why
+            inspect_from = _INSPECT_FROM.get(key)
+            if inspect_from is not None and version >= inspect_from:
                 if end <= n:
+                    if (key == API_PRODUCE and size > 5 and data[pos + 8] == 0
+                            and produce_has_no_endpoints(memoryview(data)[pos + 4:end], 5,
+                                                         version)):
+                        pos = end  # the usual Produce answer: no NodeEndpoints, unchanged
+                        continue
                     new = self._inspect(key, version, memoryview(data)[pos + 4:end])
                     if new is not None:  # replaced: send what precedes it, then the new frame
                         if pos > out_start:

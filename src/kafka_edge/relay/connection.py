@@ -36,7 +36,35 @@ WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 << 10
 
 
-class _Side(asyncio.Protocol):
+READ_SIZE = 256 << 10
+
+
+class _ReadBuffer:
+    """The one read buffer of this process's event loop, shared by every socket.
+
+    Sockets are read with ``asyncio.BufferedProtocol``: the kernel copies straight into this
+    buffer and the frame streams forward views of it, so a read costs no allocation and no
+    copy into a fresh ``bytes`` (the event loop would otherwise make one per read). That is
+    safe because a read is handled to completion before the next one starts, and a view handed
+    to a transport that could not send it at once stays referenced by that transport's queue:
+    then ``renew`` gives later reads a new buffer and the old one lives until the queue drains.
+    """
+
+    __slots__ = ("buf", "view")
+
+    def __init__(self) -> None:
+        self.buf = bytearray(READ_SIZE)
+        self.view = memoryview(self.buf)
+
+    def renew(self) -> None:
+        self.buf = bytearray(READ_SIZE)
+        self.view = memoryview(self.buf)
+
+
+_READ = _ReadBuffer()
+
+
+class _Side(asyncio.BufferedProtocol):
     """One socket of a proxied connection; hands everything to the owning ``ProxyConnection``."""
 
     __slots__ = ("conn", "transport")
@@ -54,13 +82,22 @@ class UpstreamSide(_Side):
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return _READ.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        read = _READ
         conn = self.conn
-        conn.bytes_down += len(data)
+        conn.bytes_down += nbytes
         try:
-            conn.responses.feed(data)
+            conn.responses.feed(read.view[:nbytes])
         except ProtocolError as exc:
+            read.renew()  # close() below flushes what was queued, maybe views of the buffer
             conn.fail(f"bad frame from broker: {exc}")
+            return
+        client = conn.client
+        if client is not None and client.get_write_buffer_size():
+            read.renew()
 
     def eof_received(self) -> bool | None:
         self.conn.close("broker closed the connection")
@@ -76,7 +113,7 @@ class UpstreamSide(_Side):
         self.conn.resume_client_reading()
 
 
-class ProxyConnection(asyncio.Protocol):
+class ProxyConnection(asyncio.BufferedProtocol):
     """The client-facing protocol; owns the upstream side and both frame streams."""
 
     def __init__(
@@ -110,6 +147,7 @@ class ProxyConnection(asyncio.Protocol):
         self._client_paused = False
         self._upstream_paused = False
         self._early: list[bytes] = []
+        self._upstream_backlog: Callable[[], int] = _nothing_queued  # set in start_relay
 
     # -- client socket events -------------------------------------------------------------
 
@@ -166,20 +204,34 @@ class ProxyConnection(asyncio.Protocol):
             early, self._early = self._early, []
             for chunk in early:
                 self._feed(self.requests, chunk)
+        self._upstream_backlog = self.upstream.transport.get_write_buffer_size
         self.resume_client_reading()
 
-    def data_received(self, data: bytes) -> None:
-        requests = self.requests
-        if requests is None:  # still dialling: keep it for start_relay
-            self._early.append(data)
-            return
-        self._feed(requests, data)
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return _READ.buf
 
-    def _feed(self, requests: RequestStream, data: bytes) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
+        read = _READ
+        requests = self.requests
+        if requests is None:  # still dialling: keep a copy for start_relay
+            self._early.append(bytes(read.view[:nbytes]))
+            return
+        self.bytes_up += nbytes
+        try:
+            requests.feed(read.view[:nbytes])
+        except ProtocolError as exc:
+            read.renew()  # close() flushes what was queued, maybe views of the buffer
+            self.fail(f"bad frame from client: {exc}")
+            return
+        if self._upstream_backlog():
+            read.renew()
+
+    def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
         try:
             requests.feed(data)
         except ProtocolError as exc:
+            _READ.renew()  # close() flushes what was queued, maybe views of the buffer
             self.fail(f"bad frame from client: {exc}")
 
     def eof_received(self) -> bool | None:
@@ -228,7 +280,8 @@ class ProxyConnection(asyncio.Protocol):
                 extra={"peer": self.peer,
                        "cluster": cluster.name if cluster else None,
                        "node": self.node_id,
-                       "bytes_up": self.bytes_up, "bytes_down": self.bytes_down})
+                       "bytes_up": self.bytes_up, "bytes_down": self.bytes_down,
+                       "requests": self.requests.frames if self.requests else 0})
         if cluster is not None:
             cluster.on_close(self, reason)
         task = self._task
@@ -247,6 +300,10 @@ class ProxyConnection(asyncio.Protocol):
             self.client.abort()
         if self.upstream.transport is not None:
             self.upstream.transport.abort()
+
+
+def _nothing_queued() -> int:
+    return 0
 
 
 def _current_task() -> asyncio.Task[object] | None:

@@ -15,6 +15,7 @@ from kafka_edge.protocol.rewrite import (
     ADVERTISED_MIN_VERSION,
     is_plausible_request_header,
     produce_acks,
+    produce_acks_fast,
     request_header,
     sasl_handshake_v0_succeeded,
 )
@@ -56,6 +57,32 @@ def test_produce_acks_on_every_prefix(version: int, acks: int, transactional_id:
     assert all(a is None for a in answers[:first])
     assert all(a == acks for a in answers[first:])
     assert first <= len(frame) - 4  # acks is followed by timeout_ms at least
+
+
+@settings(max_examples=150, deadline=None)
+@given(version=st.integers(0, 13), acks=st.sampled_from([-1, 0, 1]),
+       transactional_id=st.none() | st.text(max_size=200),
+       client_id=st.none() | st.text(max_size=40), offset=st.integers(0, 5))
+def test_produce_acks_fast_agrees_with_the_general_peek(version: int, acks: int,
+                                                        transactional_id: str | None,
+                                                        client_id: str | None,
+                                                        offset: int) -> None:
+    payload = kafka_python_produce(version, transactional_id if version >= 3 else None, acks,
+                                   client_id)
+    frame = b"\xee" * offset + INT32.pack(len(payload)) + payload
+    whole = produce_acks_fast(frame, offset, len(frame), version)
+    common = (version >= 9 and client_id is not None
+              and len((transactional_id or "").encode()) < 127)
+    assert whole == (acks if common else None)
+    for n in range(offset, len(frame)):  # any prefix: the right answer or "ask the general peek"
+        assert produce_acks_fast(frame, offset, n, version) in (None, acks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=100), st.integers(0, 13))
+def test_produce_acks_fast_never_raises_on_random_bytes(data: bytes, version: int) -> None:
+    got = produce_acks_fast(data, 0, len(data), version)
+    assert got is None or -32768 <= got < 32768
 
 
 def test_produce_acks_with_header_tags() -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import struct
+import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kafka_edge.protocol import codec
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.messages import API_KEYS
+from kafka_edge.protocol.messages import API_KEYS, PRODUCE_RESPONSE
 from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
 
 MAX = 1 << 20
@@ -191,3 +194,78 @@ def test_fetch_below_v16_streams_through_without_being_collected() -> None:
         w.responses.feed(answer[i:i + 1000])
     assert len(w.to_client) == 11  # forwarded per chunk, not held back until complete
     assert b"".join(w.to_client) == answer
+
+
+# -- Produce v13 on the hot path, and streams fed from a reused read buffer ---------------------
+
+
+def produce_v13_request(corr: int, acks: int, records: bytes) -> bytes:
+    """A Produce v13 request as a Java client sends it (flexible header, no header tags)."""
+    body = bytearray(b"\x00" + struct.pack(">hi", acks, 30000))  # transactional id null
+    body += b"\x02" + uuid.UUID(int=5).bytes + b"\x02" + struct.pack(">i", 0)
+    body += bytes([len(records) + 1]) + records + b"\x00\x00\x00"  # records < 127 bytes
+    return request(0, 13, corr, b"\x00" + bytes(body), client_id=b"producer-1")
+
+
+def produce_v13_response(corr: int, endpoints: list[tuple[int, str, int]] | None) -> bytes:
+    value: dict[str, Any] = {
+        "ThrottleTimeMs": 0,
+        "Responses": [{"TopicId": uuid.UUID(int=5), "PartitionResponses": [
+            {"Index": 0, "ErrorCode": 6 if endpoints else 0, "BaseOffset": 10,
+             "LogAppendTimeMs": -1, "LogStartOffset": 0, "RecordErrors": [],
+             "ErrorMessage": None,
+             **({"CurrentLeader": {"LeaderId": 2, "LeaderEpoch": 3}} if endpoints else {})}]}],
+    }
+    if endpoints is not None:
+        value["NodeEndpoints"] = [{"NodeId": n, "Host": h, "Port": p, "Rack": None}
+                                  for n, h, p in endpoints]
+    return response(corr, b"\x00" + codec.encode(PRODUCE_RESPONSE, 13, value))
+
+
+def test_produce_v13_plain_answers_pass_and_node_endpoints_are_rewritten() -> None:
+    w = Wire()
+    reqs = b"".join(produce_v13_request(i, -1, b"r" * 50) for i in (1, 2, 3))
+    reqs += produce_v13_request(4, 0, b"q" * 20)  # acks=0: no answer to expect
+    w.requests.feed(reqs)
+    assert w.to_broker == [reqs]
+    assert [c for c, _, _ in w.state.in_flight] == [1, 2, 3]
+    plain1, plain3 = produce_v13_response(1, None), produce_v13_response(3, None)
+    moved = produce_v13_response(2, [(2, "10.0.0.2", 9092)])
+    w.responses.feed(plain1 + moved + plain3)
+    out = b"".join(w.to_client)
+    assert out.startswith(plain1) and out.endswith(plain3)
+    assert b"10.0.0.2" not in out
+    decoded = codec.decode_all(PRODUCE_RESPONSE, 13, out[len(plain1) + 9:-len(plain3)])
+    assert decoded["NodeEndpoints"][0]["Host"] == "edge-2.example"
+    assert decoded["NodeEndpoints"][0]["Port"] == 9002
+    assert w.responses.rewritten == {0: 1}
+    assert not w.state.in_flight
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3_000), max_size=12))
+def test_streams_fed_views_of_a_reused_buffer_keep_nothing_of_it(cuts: list[int]) -> None:
+    """The relay feeds views of one read buffer that the next read overwrites: whatever a
+    stream keeps across reads (a split header, a response being collected) must be a copy."""
+    w = Wire()
+    buf = bytearray(8192)
+
+    def feed(stream: RequestStream | ResponseStream, part: bytes) -> None:
+        buf[:len(part)] = part
+        stream.feed(memoryview(buf)[:len(part)])
+        buf[:] = b"\xa5" * len(buf)  # the next read lands here
+
+    reqs = (request(3, 1, 1, struct.pack(">i", 0)) + produce_v13_request(2, -1, b"p" * 90)
+            + request(2, 5, 3, b"z" * 40))
+    for part in chunks(reqs, cuts):
+        feed(w.requests, part)
+    assert b"".join(w.to_broker) == reqs
+    meta = metadata_v1_response(1, [(1, "10.0.0.1", 9092)])
+    resps = meta + produce_v13_response(2, [(1, "10.0.0.1", 9092)]) + response(3, b"k" * 300)
+    for part in chunks(resps, cuts):
+        feed(w.responses, part)
+    out = b"".join(w.to_client)
+    assert b"10.0.0.1" not in out and b"\xa5" not in out
+    assert out.endswith(response(3, b"k" * 300))
+    assert w.responses.rewritten == {3: 1, 0: 1}
+    assert not w.state.in_flight

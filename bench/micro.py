@@ -1,0 +1,302 @@
+"""Micro-benchmark of the relay hot path: proxy CPU per request, without a Kafka cluster.
+
+This is a lab instrument for changes to the relay loop, not a stand-in for Kafka in any test:
+``make bench`` and bench/ab.py measure against real brokers. Here a synthetic client sends
+Produce v13 requests (acks=-1, the size given) to the proxy and a synthetic upstream answers each
+with a fixed Produce v13 response, so the proxy does exactly its per-request producer-path
+work (read, header peek, acks parse, forward; read, response walk, forward) and nothing else
+runs on the machine. Reported: requests/s and the proxy's CPU (user, system) per request and
+per GB, for kafka-edge and for a bare uvloop byte relay (the floor of any Python relay), and
+optionally another build (``--baseline-src``), run alternately.
+
+    bench/micro.py --seconds 5 --rounds 3 --size 32768
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def produce_request(correlation: int, size: int) -> bytes:
+    """A Produce v13 request header and body prefix, padded to ``size`` with record bytes."""
+    client = b"micro-producer"
+    header = struct.pack(">hhih", 0, 13, correlation, len(client)) + client + b"\x00"
+    body = b"\x00" + struct.pack(">hi", -1, 30000)  # transactional id null, acks -1, timeout
+    # one topic (uuid), one partition with a records blob
+    records = b"\x00" * max(0, size - len(header) - len(body) - 40)
+    body += b"\x02" + b"\x11" * 16 + b"\x02" + struct.pack(">i", 0)
+    body += _uvarint(len(records) + 1) + records + b"\x00" + b"\x00" + b"\x00"
+    frame = header + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def produce_response(correlation: int, partitions: int = 2) -> bytes:
+    part = struct.pack(">ihqqq", 0, 0, 12345, -1, 0) + b"\x01" + b"\x00" + b"\x00"
+    topic = b"\x11" * 16 + _uvarint(partitions + 1) + part * partitions + b"\x00"
+    body = b"\x02" + topic + struct.pack(">i", 0) + b"\x00"
+    frame = struct.pack(">i", correlation) + b"\x00" + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def fetch_request(correlation: int) -> bytes:
+    """A Fetch v17 request frame (the proxy reads only its header; the body is opaque)."""
+    client = b"micro-consumer"
+    frame = struct.pack(">hhih", 1, 17, correlation, len(client)) + client + b"\x00" + b"\x00" * 40
+    return struct.pack(">i", len(frame)) + frame
+
+
+def fetch_response(correlation: int, size: int, partitions: int = 4) -> bytes:
+    """A Fetch v17 response with ``size`` bytes of records over ``partitions`` partitions."""
+    sys.path.insert(0, str(REPO / "src"))
+    import uuid
+
+    from kafka_edge.protocol import codec
+    from kafka_edge.protocol.messages import FETCH_RESPONSE
+
+    records = b"\x00" * (size // partitions)
+    value = {"ThrottleTimeMs": 0, "ErrorCode": 0, "SessionId": 1, "Responses": [
+        {"TopicId": uuid.UUID(int=9), "Partitions": [
+            {"PartitionIndex": i, "ErrorCode": 0, "HighWatermark": 10, "LastStableOffset": 10,
+             "LogStartOffset": 0, "AbortedTransactions": None, "PreferredReadReplica": -1,
+             "Records": records} for i in range(partitions)]}]}
+    frame = struct.pack(">i", correlation) + b"\x00" + codec.encode(FETCH_RESPONSE, 17, value)
+    return struct.pack(">i", len(frame)) + frame
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic upstream and client (each in its own process)
+
+
+class Upstream(asyncio.Protocol):
+    fetch_body = b""  # set per process: a Fetch response without its size and correlation id
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        out = []
+        pos = 0
+        while len(buf) - pos >= 12:
+            size, corr = struct.unpack_from(">i4xi", buf, pos)
+            if len(buf) - pos < 4 + size:
+                break
+            if Upstream.fetch_body and struct.unpack_from(">h", buf, pos + 4)[0] == 1:
+                out.append(struct.pack(">ii", 4 + len(Upstream.fetch_body), corr))
+                out.append(Upstream.fetch_body)
+            else:
+                out.append(produce_response(corr))
+            pos += 4 + size
+        del buf[:pos]
+        if out:
+            self.t.write(b"".join(out))  # type: ignore[attr-defined]
+
+
+def run_upstream(port: int, fetch_size: int) -> None:
+    if fetch_size:
+        Upstream.fetch_body = fetch_response(0, fetch_size)[8:]
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", port)
+        await server.serve_forever()
+    uvloop.run(main())
+
+
+async def _client(port: int, size: int, seconds: float, conns: int, inflight: int,
+                  fetch: bool) -> int:
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def one(k: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        corr = 0
+        pending = 0
+        while time.monotonic() < stop_at:
+            while pending < inflight:
+                writer.write(fetch_request(corr) if fetch else produce_request(corr, size))
+                corr += 1
+                pending += 1
+            head = await reader.readexactly(4)
+            await reader.readexactly(struct.unpack(">i", head)[0])
+            pending -= 1
+            done += 1
+        writer.close()
+
+    await asyncio.gather(*(one(k) for k in range(conns)))
+    return done
+
+
+def run_client(port: int, size: int, seconds: float, conns: int, inflight: int, fetch: bool,
+               q: mp.Queue[int]) -> None:
+    q.put(uvloop.run(_client(port, size, seconds, conns, inflight, fetch)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the proxies
+
+
+BARE_RELAY = """
+import asyncio, sys, uvloop
+UP = int(sys.argv[2])
+class Up(asyncio.Protocol):
+    def __init__(s, down): s.down = down
+    def data_received(s, d): s.down.write(d)
+    def connection_lost(s, e): s.down.close()
+class Down(asyncio.Protocol):
+    def connection_made(s, t):
+        s.t = t; s.up = None; s.early = []
+        asyncio.get_running_loop().create_task(s.dial())
+    async def dial(s):
+        loop = asyncio.get_running_loop()
+        s.up, _ = await loop.create_connection(lambda: Up(s.t), "127.0.0.1", UP)
+        for d in s.early: s.up.write(d)
+    def data_received(s, d):
+        if s.up is None: s.early.append(d)
+        else: s.up.write(d)
+    def connection_lost(s, e):
+        if s.up is not None: s.up.close()
+async def main():
+    srv = await asyncio.get_running_loop().create_server(Down, "127.0.0.1", int(sys.argv[1]))
+    await srv.serve_forever()
+uvloop.run(main())
+"""
+
+
+def start_proxy(kind: str, listen: int, upstream: int, work: Path,
+                baseline: str | None) -> subprocess.Popen[bytes]:
+    if kind == "bare":
+        argv = [sys.executable, "-c", BARE_RELAY, str(listen), str(upstream)]
+    else:
+        cfg = work / "micro.yaml"
+        cfg.write_text(
+            "clusters:\n  - name: m\n"
+            f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']}}\n"
+            f"    port_routing: {{bind_host: 127.0.0.1, bootstrap_port: {listen}, "
+            f"broker_port_base: {listen + 1}, node_id_min: 1, node_id_max: 1, "
+            "advertised_host: 127.0.0.1}\n"
+            f"observability: {{http_bind: '127.0.0.1:{listen + 5}', log_level: warning}}\n")
+        argv = [sys.executable, "-c", "from kafka_edge.cli import main; main()",
+                "run", "--config", str(cfg)]
+    src = baseline if kind == "baseline" else str(REPO / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{kind} did not start")
+
+
+def ticks(pid: int) -> tuple[int, int]:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]), int(f[12])
+
+
+def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path) -> dict[str, float]:
+    listen = free_port()
+    while listen + 6 > 65535:
+        listen = free_port()
+    proxy = start_proxy(kind, listen, upstream, work, args.baseline_src)
+    try:
+        q: mp.Queue[int] = mp.Queue()
+        u0, s0 = ticks(proxy.pid)
+        t0 = time.monotonic()
+        client = mp.Process(target=run_client,
+                            args=(listen, args.size, args.seconds, args.conns, args.inflight,
+                                  args.mode == "fetch", q))
+        client.start()
+        n = q.get(timeout=args.seconds + 60)
+        client.join()
+        elapsed = time.monotonic() - t0
+        u1, s1 = ticks(proxy.pid)
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+    user, sys_ = (u1 - u0) / CLK_TCK, (s1 - s0) / CLK_TCK
+    gb = n * args.size / 1e9
+    return {"req_s": round(n / elapsed), "user_us": round(user / n * 1e6, 2),
+            "sys_us": round(sys_ / n * 1e6, 2), "cpu_us": round((user + sys_) / n * 1e6, 2),
+            "cpu_s_per_gb": round((user + sys_) / gb, 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mode", choices=("produce", "fetch"), default="produce",
+                    help="produce: --size-byte Produce v13 requests, small answers; fetch: "
+                         "small Fetch v17 requests, answers of --size bytes of records")
+    ap.add_argument("--size", type=int, default=32768, help="request (produce) or answer "
+                                                             "(fetch) bytes")
+    ap.add_argument("--conns", type=int, default=3)
+    ap.add_argument("--inflight", type=int, default=1)
+    ap.add_argument("--kinds", default="bare,kafka-edge",
+                    help="bare (a minimal uvloop relay), kafka-edge (this tree), baseline")
+    ap.add_argument("--baseline-src", help="the src directory of another kafka-edge build, "
+                                           "measured as 'baseline' (e.g. a git worktree)")
+    args = ap.parse_args()
+    kinds = args.kinds.split(",")
+    upstream = free_port()
+    up = mp.Process(target=run_upstream,
+                    args=(upstream, args.size if args.mode == "fetch" else 0), daemon=True)
+    up.start()
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for r in range(args.rounds):
+                for kind in kinds if r % 2 == 0 else kinds[::-1]:
+                    res = measure(kind, args, upstream, Path(tmp))
+                    results[kind].append(res)
+                    print(f"round {r} {kind:10} {res}", flush=True)
+        finally:
+            up.terminate()
+    print(f"\nmedians ({args.rounds} rounds, {args.mode}, {args.size} bytes, {args.conns} "
+          f"connections x {args.inflight} in flight)")
+    for kind, runs in results.items():
+        med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        print(f"  {kind:10} " + "  ".join(f"{k}={v}" for k, v in med.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
