@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -112,6 +113,11 @@ async def _serve(config: Config, reuse_port: bool) -> int:
         log.error("cannot start: %s", exc)
         await proxy.stop(0)
         return 1
+    # What start-up built (modules, codecs, configuration: ~30,000 objects) lives as long as
+    # the process; moved out of the collector's sight, a full collection scans only what the
+    # relay allocates since, instead of pausing every connection ~10 ms to walk it all.
+    gc.collect()
+    gc.freeze()
     await stop.wait()
     log.info("shutting down: draining connections")
     await proxy.stop(config.limits.drain_timeout_s)
