@@ -127,6 +127,12 @@ def main() -> int:
     tools = KafkaTools(REPO_ROOT / ".cache" / "kafka" / cluster.kafka_version / "libs", work)
     topics = Topics(cluster.bootstrap("PLAINTEXT"))
     try:
+        # the brokers' first minute is slow (JIT, page cache): warm them up directly, unmeasured
+        topics.create("ab-warmup", PARTITIONS, REPLICATION)
+        producer_perf(tools, "ab-warmup", bootstrap=cluster.bootstrap("PLAINTEXT"),
+                      topic="ab-warmup", records=100_000, record_size=RECORD_SIZE,
+                      throughput=-1, client={}, timeout=600)
+        topics.delete("ab-warmup")
         for r in range(args.rounds):
             order = builds if r % 2 == 0 else builds[::-1]
             for build in order:

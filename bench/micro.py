@@ -19,6 +19,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -127,24 +128,51 @@ class Upstream(asyncio.Protocol):
             self.t.write(b"".join(out))  # type: ignore[attr-defined]
 
 
-def run_upstream(port: int, fetch_size: int) -> None:
+def make_tls(work: Path) -> dict[str, str]:
+    """A test CA and a certificate for 127.0.0.1 (files under ``work``)."""
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    files = {"ca": str(work / "ca.pem"), "cert": str(work / "cert.pem"),
+             "key": str(work / "key.pem")}
+    ca.cert_pem.write_to_path(files["ca"])
+    leaf.cert_chain_pems[0].write_to_path(files["cert"])
+    leaf.private_key_pem.write_to_path(files["key"])
+    return files
+
+
+def server_ssl(tls: dict[str, str] | None) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls["cert"], tls["key"])
+    return ctx
+
+
+def client_ssl(tls: dict[str, str] | None) -> ssl.SSLContext | None:
+    return None if tls is None else ssl.create_default_context(cafile=tls["ca"])
+
+
+def run_upstream(port: int, fetch_size: int, tls: dict[str, str] | None) -> None:
     if fetch_size:
         Upstream.fetch_body = fetch_response(0, fetch_size)[8:]
 
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", port)
+        server = await asyncio.get_running_loop().create_server(
+            Upstream, "127.0.0.1", port, ssl=server_ssl(tls))
         await server.serve_forever()
     uvloop.run(main())
 
 
 async def _client(port: int, size: int, seconds: float, conns: int, inflight: int,
-                  fetch: bool) -> int:
+                  fetch: bool, tls: dict[str, str] | None) -> int:
     done = 0
     stop_at = time.monotonic() + seconds
 
     async def one(k: int) -> None:
         nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl(tls))
         corr = 0
         pending = 0
         while time.monotonic() < stop_at:
@@ -163,8 +191,8 @@ async def _client(port: int, size: int, seconds: float, conns: int, inflight: in
 
 
 def run_client(port: int, size: int, seconds: float, conns: int, inflight: int, fetch: bool,
-               q: mp.Queue[int]) -> None:
-    q.put(uvloop.run(_client(port, size, seconds, conns, inflight, fetch)))
+               tls: dict[str, str] | None, q: mp.Queue[int]) -> None:
+    q.put(uvloop.run(_client(port, size, seconds, conns, inflight, fetch, tls)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,8 +200,14 @@ def run_client(port: int, size: int, seconds: float, conns: int, inflight: int, 
 
 
 BARE_RELAY = """
-import asyncio, sys, uvloop
+import asyncio, ssl, sys, uvloop
 UP = int(sys.argv[2])
+TLS = sys.argv[3:]  # ca, cert, key: TLS on both sides
+SERVER = CLIENT = None
+if TLS:
+    SERVER = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    SERVER.load_cert_chain(TLS[1], TLS[2])
+    CLIENT = ssl.create_default_context(cafile=TLS[0])
 class Up(asyncio.Protocol):
     def __init__(s, down): s.down = down
     def data_received(s, d): s.down.write(d)
@@ -184,7 +218,7 @@ class Down(asyncio.Protocol):
         asyncio.get_running_loop().create_task(s.dial())
     async def dial(s):
         loop = asyncio.get_running_loop()
-        s.up, _ = await loop.create_connection(lambda: Up(s.t), "127.0.0.1", UP)
+        s.up, _ = await loop.create_connection(lambda: Up(s.t), "127.0.0.1", UP, ssl=CLIENT)
         for d in s.early: s.up.write(d)
     def data_received(s, d):
         if s.up is None: s.early.append(d)
@@ -192,24 +226,30 @@ class Down(asyncio.Protocol):
     def connection_lost(s, e):
         if s.up is not None: s.up.close()
 async def main():
-    srv = await asyncio.get_running_loop().create_server(Down, "127.0.0.1", int(sys.argv[1]))
+    srv = await asyncio.get_running_loop().create_server(Down, "127.0.0.1", int(sys.argv[1]),
+                                                         ssl=SERVER)
     await srv.serve_forever()
 uvloop.run(main())
 """
 
 
 def start_proxy(kind: str, listen: int, upstream: int, work: Path,
-                baseline: str | None) -> subprocess.Popen[bytes]:
+                baseline: str | None, tls: dict[str, str] | None) -> subprocess.Popen[bytes]:
     if kind == "bare":
         argv = [sys.executable, "-c", BARE_RELAY, str(listen), str(upstream)]
+        if tls:
+            argv += [tls["ca"], tls["cert"], tls["key"]]
     else:
         cfg = work / "micro.yaml"
+        up_tls = f", tls: {{ca_file: '{tls['ca']}'}}" if tls else ""
+        edge_tls = (f", tls: {{certificates: [{{cert_file: '{tls['cert']}', "
+                    f"key_file: '{tls['key']}'}}]}}" if tls else "")
         cfg.write_text(
             "clusters:\n  - name: m\n"
-            f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']}}\n"
+            f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']{up_tls}}}\n"
             f"    port_routing: {{bind_host: 127.0.0.1, bootstrap_port: {listen}, "
             f"broker_port_base: {listen + 1}, node_id_min: 1, node_id_max: 1, "
-            "advertised_host: 127.0.0.1}\n"
+            f"advertised_host: 127.0.0.1{edge_tls}}}\n"
             f"observability: {{http_bind: '127.0.0.1:{listen + 5}', log_level: warning}}\n")
         argv = [sys.executable, "-c", "from kafka_edge.cli import main; main()",
                 "run", "--config", str(cfg)]
@@ -232,18 +272,19 @@ def ticks(pid: int) -> tuple[int, int]:
     return int(f[11]), int(f[12])
 
 
-def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path) -> dict[str, float]:
+def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path,
+            tls: dict[str, str] | None) -> dict[str, float]:
     listen = free_port()
     while listen + 6 > 65535:
         listen = free_port()
-    proxy = start_proxy(kind, listen, upstream, work, args.baseline_src)
+    proxy = start_proxy(kind, listen, upstream, work, args.baseline_src, tls)
     try:
         q: mp.Queue[int] = mp.Queue()
         u0, s0 = ticks(proxy.pid)
         t0 = time.monotonic()
         client = mp.Process(target=run_client,
                             args=(listen, args.size, args.seconds, args.conns, args.inflight,
-                                  args.mode == "fetch", q))
+                                  args.mode == "fetch", tls, q))
         client.start()
         n = q.get(timeout=args.seconds + 60)
         client.join()
@@ -268,6 +309,7 @@ def main() -> int:
                          "small Fetch v17 requests, answers of --size bytes of records")
     ap.add_argument("--size", type=int, default=32768, help="request (produce) or answer "
                                                              "(fetch) bytes")
+    ap.add_argument("--tls", action="store_true", help="TLS on both sides of the proxy")
     ap.add_argument("--conns", type=int, default=3)
     ap.add_argument("--inflight", type=int, default=1)
     ap.add_argument("--kinds", default="bare,kafka-edge",
@@ -276,21 +318,24 @@ def main() -> int:
                                            "measured as 'baseline' (e.g. a git worktree)")
     args = ap.parse_args()
     kinds = args.kinds.split(",")
-    upstream = free_port()
-    up = mp.Process(target=run_upstream,
-                    args=(upstream, args.size if args.mode == "fetch" else 0), daemon=True)
-    up.start()
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
+        tls = make_tls(Path(tmp)) if args.tls else None
+        upstream = free_port()
+        up = mp.Process(target=run_upstream,
+                        args=(upstream, args.size if args.mode == "fetch" else 0, tls),
+                        daemon=True)
+        up.start()
         try:
             for r in range(args.rounds):
                 for kind in kinds if r % 2 == 0 else kinds[::-1]:
-                    res = measure(kind, args, upstream, Path(tmp))
+                    res = measure(kind, args, upstream, Path(tmp), tls)
                     results[kind].append(res)
                     print(f"round {r} {kind:10} {res}", flush=True)
         finally:
             up.terminate()
-    print(f"\nmedians ({args.rounds} rounds, {args.mode}, {args.size} bytes, {args.conns} "
+    print(f"\nmedians ({args.rounds} rounds, {args.mode}{' tls' if tls else ''}, "
+          f"{args.size} bytes, {args.conns} "
           f"connections x {args.inflight} in flight)")
     for kind, runs in results.items():
         med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
