@@ -1,6 +1,8 @@
 """``make bench``: kafka-edge against direct access and other proxies, on one local Kafka cluster.
 
-One invocation starts one 3-broker cluster (scripts/kafka-local), then measures every path
+One invocation starts one 3-broker cluster (scripts/kafka-local), warms it up with an
+unmeasured direct run, calibrates (a direct run per variant sizes the runs and sets the latency
+test's rate at half the direct saturation), then measures every path
 (direct, kafka-edge, haproxy, kroxylicious, kafka-proxy) in both variants (plain, tls) in
 interleaved rounds: each round runs every path once, in a rotated order, so slow drift on a
 shared machine spreads over all paths. Per path, variant and round:
@@ -112,6 +114,22 @@ class Bench:
     def timeout(self) -> float:
         """Longest a perf tool may run: paths 10x slower than direct are reported as such."""
         return 10 * float(self.args.seconds) + 60
+
+    def warm_up(self) -> None:
+        """An unmeasured direct run first: freshly started brokers run several times slower
+        for their first minute (JIT, page cache), which would size the runs and the latency
+        test's rate from a cold cluster instead of its real saturation."""
+        endpoint = P.Direct(self.ctx).start("plain", self.ctx.work / "warm-up.log")[1]
+        topic = "bench-warm-up"
+        self.topics.create(topic, PARTITIONS, REPLICATION)
+        try:
+            result = producer_perf(
+                self.tools, "warm-up", bootstrap=endpoint.bootstrap, topic=topic,
+                records=50_000 if self.args.quick else 400_000, record_size=RECORD_SIZE,
+                throughput=-1, client=endpoint.client_properties(), timeout=self.timeout)
+        finally:
+            self.topics.delete(topic)
+        log(f"warm-up: direct {result.rec_s:,.0f} rec/s (not measured)")
 
     def calibrate(self, variant: str) -> None:
         """A short direct run: sizes the runs and sets the latency test's fixed rate."""
@@ -406,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         tools = KafkaTools(REPO_ROOT / ".cache" / "kafka" / cluster.kafka_version / "libs", work)
         topics = Topics(cluster.bootstrap("PLAINTEXT"))
         bench = Bench(args, ctx, tools, topics)
+        bench.warm_up()
         for variant in args.variants:
             bench.calibrate(variant)
         classes = {name: P.PATH_CLASSES[name](ctx) for name in args.paths}
