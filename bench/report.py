@@ -211,7 +211,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "through the same path (its fetch MB/s, which leaves out the group join). MB = 2^20 "
         "bytes, as the tools print.",
         f"- **Latency**: `ProducerPerformance --throughput` at half the direct saturation "
-        f"measured by a calibration run at start ({rates}), {s['target_seconds']:.0f} s; the "
+        f"measured by a calibration run at start, after an unmeasured warm-up run on the fresh "
+        f"cluster ({rates}), {s['target_seconds']:.0f} s; the "
         "tool's p50 / p99 / p99.9 send-to-acknowledgement latency (whole milliseconds).",
         "- **CPU per GB**: utime + stime of the proxy process and its descendants "
         "(/proc/PID/stat, children's time included) over the producer and consumer runs, "
@@ -243,6 +244,10 @@ def markdown(doc: dict[str, Any]) -> str:
         ".venv/bin/python bench/run.py --quick    # smoke run: 1 round, short runs",
         ".venv/bin/python bench/run.py --paths direct,kafka-edge --variants tls --rounds 5",
         ".venv/bin/python bench/report.py         # regenerate this page from the JSON",
+        "# kafka-edge against itself (what a change buys), see 'Measuring a change' above:",
+        ".venv/bin/python bench/ab.py --build before=HEAD~1 --build after=. --rounds 4",
+        ".venv/bin/python bench/micro.py --tls    # per-request CPU, no cluster",
+        ".venv/bin/python bench/tls_memory.py     # OpenSSL's own memory per TLS session",
         "```",
         "",
         "Peers are fetched into bench/peers/ on the first run (git-ignored). The Go module "
