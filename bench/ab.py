@@ -192,6 +192,7 @@ def main() -> int:
                         run[f"{wl}_sys_s_per_gb"] = round((s1 - s0) / CLK_TCK / gb, 3)
                         run[f"{wl}_cpu_s_per_gb"] = round((u1 - u0 + s1 - s0) / CLK_TCK / gb,
                                                           3)
+                    run["peak_rss_kib"] = proc.tree.peak_rss_kib()
                     if perf is not None:
                         perf.send_signal(signal.SIGINT)
                         perf.wait(timeout=60)

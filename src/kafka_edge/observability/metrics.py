@@ -21,6 +21,11 @@ class Metrics:
         self.rewritten = Counter(
             "kafka_edge_rewritten_responses", "Responses whose broker addresses were rewritten",
             ["cluster", "api"], registry=r)
+        self.endpoints_dropped = Counter(
+            "kafka_edge_node_endpoints_dropped",
+            "Fetch answers streamed through whose KIP-951 NodeEndpoints were left out because "
+            "the rewritten addresses are longer than the broker's (clients then ask Metadata)",
+            ["cluster"], registry=r)
         self.sasl_handshakes = Counter(
             "kafka_edge_sasl_handshakes", "SASL handshakes relayed (re-authentications included)",
             ["cluster"], registry=r)

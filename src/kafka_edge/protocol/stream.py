@@ -8,9 +8,10 @@ header but should touch as few bytes as possible:
   unchanged, in one piece per ``feed`` call where it can. The only frames it does not forward are
   ApiVersions requests at a version the proxy does not know: it answers those itself.
 * ``ResponseStream`` (broker -> client) peeks each response's correlation id. Responses of APIs
-  that can carry a broker address (and ApiVersions, and SaslHandshake) are collected whole, handed
-  to the codecs and replaced when they change; every other response streams through without being
-  buffered.
+  that can carry a broker address (and ApiVersions, and SaslHandshake) are handed to the codecs
+  and replaced when they change: whole when they arrive in one read, and otherwise collected
+  first, except Fetch v16+ (the consumer's bulk), which streams through a ``FetchWalk`` that
+  holds back only its final tagged fields. Every other response streams through unbuffered.
 
 After a successful SaslHandshake v0 the client and broker exchange raw, header-less SASL tokens.
 Both streams pass such frames through verbatim until the client sends a frame that parses as a
@@ -27,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 
 from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.fetch_stream import FIRST_STREAMED_VERSION, FetchWalk
 from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.protocol.rewrite import (
     FIRST_ADDRESS_VERSION,
@@ -46,6 +48,7 @@ Sink = Callable[[bytes | bytearray | memoryview], None]
 Chunk = bytes | memoryview  # what a stream is fed: a read (a view of the read buffer)
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_SASL_HANDSHAKE = 17
 API_API_VERSIONS = 18
 MAX_API_VERSIONS_VERSION = API_KEYS[API_API_VERSIONS].max_version
@@ -209,8 +212,8 @@ class ResponseStream:
     """Broker -> client: rewrite address-bearing responses, stream everything else through."""
 
     __slots__ = ("_collect", "_collect_key", "_forward", "_mapper", "_max_frame", "_pending",
-                 "_remaining", "_state", "rewritten", "sasl_handshakes",
-                 "sasl_v0_sessions")
+                 "_remaining", "_state", "_walk", "endpoints_dropped", "rewritten",
+                 "sasl_handshakes", "sasl_v0_sessions")
 
     def __init__(self, state: ConnectionState, forward: Sink, mapper: AddressMapper,
                  max_frame: int) -> None:
@@ -222,13 +225,24 @@ class ResponseStream:
         self._pending = b""          # a partial size + correlation id
         self._collect: bytearray | None = None  # an inspected frame being gathered whole
         self._collect_key = (0, 0)
+        self._walk: FetchWalk | None = None  # a Fetch v16+ answer streaming through
         self.rewritten: dict[int, int] = {}  # api key -> responses rewritten (not yet reported)
         self.sasl_v0_sessions = 0  # raw-token SASL phases seen (not yet reported)
         self.sasl_handshakes = 0  # SaslHandshake answers relayed (not yet reported)
+        self.endpoints_dropped = 0  # NodeEndpoints left out: no room (not yet reported)
 
     def feed(self, data: Chunk) -> None:
         n = len(data)
         pos = 0
+        walk = self._walk
+        if walk is not None:
+            pos = n if n <= walk.left else walk.left
+            self._walk_feed(walk, memoryview(data)[:pos], 0, 0)
+            if pos == n:
+                return
+            data = memoryview(data)[pos:]  # the answers after the streamed one
+            n -= pos
+            pos = 0
         collect = self._collect
         if collect is not None:
             need = self._remaining
@@ -298,6 +312,11 @@ class ResponseStream:
                         out_start = end
                     pos = end  # unchanged: stays in the region forwarded in one write
                     continue
+                if key == API_FETCH and version >= FIRST_STREAMED_VERSION:
+                    walk = FetchWalk(size, version, self._mapper)
+                    self._walk = walk
+                    self._walk_feed(walk, memoryview(data), out_start, pos + 4)
+                    return
                 if pos > out_start:
                     self._forward(memoryview(data)[out_start:pos])
                 self._collect = bytearray(memoryview(data)[pos:])
@@ -316,6 +335,27 @@ class ResponseStream:
                 self._forward(data)
             else:
                 self._forward(memoryview(data)[out_start:pos])
+
+    def _walk_feed(self, walk: FetchWalk, data: memoryview, start: int, at: int) -> None:
+        """Feed ``data[at:]`` (bytes of a streamed Fetch answer) to ``walk``; forward
+        ``data[start:at]`` (what precedes them) and whatever the walk lets through, in order,
+        in one write when they are contiguous."""
+        held, safe, tail = walk.feed(data[at:])
+        if held is not None:
+            if at > start:
+                self._forward(data[start:at])
+            self._forward(held)
+            start = at
+        if at + safe > start:
+            self._forward(data[start:at + safe])
+        if tail is not None:
+            self._forward(tail)
+        if walk.done:
+            self._walk = None
+            if walk.rewritten:
+                self.rewritten[API_FETCH] = self.rewritten.get(API_FETCH, 0) + 1
+            if walk.dropped:
+                self.endpoints_dropped += 1
 
     def _emit_inspected(self, frame: bytearray) -> None:
         """``frame`` is one whole collected response including its size prefix."""

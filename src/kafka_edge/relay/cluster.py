@@ -173,6 +173,10 @@ class ClusterRuntime:
             for api_key, count in conn.responses.rewritten.items():
                 self.metrics.rewritten.labels(self.name, api_name(api_key)).inc(count)
             conn.responses.rewritten.clear()
+        if conn.requests is not None and conn.responses.endpoints_dropped:
+            self.metrics.endpoints_dropped.labels(self.name).inc(
+                conn.responses.endpoints_dropped)
+            conn.responses.endpoints_dropped = 0
         if conn.requests is not None and conn.responses.sasl_handshakes:
             self.metrics.sasl_handshakes.labels(self.name).inc(conn.responses.sasl_handshakes)
             conn.responses.sasl_handshakes = 0

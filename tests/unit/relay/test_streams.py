@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from kafka_edge.protocol import codec
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.messages import API_KEYS, PRODUCE_RESPONSE
+from kafka_edge.protocol.messages import API_KEYS, FETCH_RESPONSE, PRODUCE_RESPONSE
 from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
 
 MAX = 1 << 20
@@ -269,3 +269,90 @@ def test_streams_fed_views_of_a_reused_buffer_keep_nothing_of_it(cuts: list[int]
     assert out.endswith(response(3, b"k" * 300))
     assert w.responses.rewritten == {3: 1, 0: 1}
     assert not w.state.in_flight
+
+
+# -- Fetch v16+: streamed through, NodeEndpoints rewritten in place -----------------------------
+
+
+def fetch_v17_response(corr: int, records: bytes, endpoints: list[tuple[int, str, int]] | None
+                       ) -> bytes:
+    value: dict[str, Any] = {
+        "ThrottleTimeMs": 0, "ErrorCode": 0, "SessionId": 3,
+        "Responses": [{"TopicId": uuid.UUID(int=5), "Partitions": [
+            {"PartitionIndex": i, "ErrorCode": 0, "HighWatermark": 9, "LastStableOffset": 9,
+             "LogStartOffset": 0, "AbortedTransactions": None, "PreferredReadReplica": -1,
+             "Records": records} for i in range(2)]}],
+    }
+    if endpoints is not None:
+        value["NodeEndpoints"] = [{"NodeId": n, "Host": h, "Port": p, "Rack": None}
+                                  for n, h, p in endpoints]
+    return response(corr, b"\x00" + codec.encode(FETCH_RESPONSE, 17, value))
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    frames, pos = [], 0
+    while pos < len(data):
+        size = struct.unpack_from(">i", data, pos)[0]
+        frames.append(data[pos:pos + 4 + size])
+        pos += 4 + size
+    assert pos == len(data)  # every size prefix matches what follows it
+    return frames
+
+
+def test_fetch_v17_streams_through_as_it_arrives() -> None:
+    """A Fetch answer that can carry NodeEndpoints is not held back until complete."""
+    w = Wire()
+    w.requests.feed(request(1, 17, 1, b"\x00"))
+    answer = fetch_v17_response(1, b"r" * 10_000, None)
+    w.to_client.clear()
+    for i in range(0, len(answer), 1000):
+        w.responses.feed(answer[i:i + 1000])
+    assert len(w.to_client) >= 10  # forwarded read by read
+    assert b"".join(w.to_client) == answer
+    assert not w.state.in_flight
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=25_000), max_size=12))
+def test_fetch_v17_node_endpoints_rewritten_in_place_under_any_chunking(cuts: list[int]
+                                                                        ) -> None:
+    w = Wire()
+    w.requests.feed(request(1, 17, 1, b"\x00") + request(1, 17, 2, b"\x00")
+                    + request(2, 5, 3))
+    upstream = "b-2.kafka-cluster-a1b2c3.internal.private"  # longer than edge-2.example
+    moved = fetch_v17_response(1, b"m" * 5_000, [(2, upstream, 9094)])
+    too_long = fetch_v17_response(2, b"t" * 5_000, [(2, "b2", 9094)])  # edge name won't fit
+    stream = moved + too_long + response(3, b"z" * 100)
+    for part in chunks(stream, cuts):
+        w.responses.feed(part)
+    out = b"".join(w.to_client)
+    assert upstream.encode() not in out and b"b2" not in out
+    first, second, third = split_frames(out)  # every size prefix still true
+    got = codec.decode_all(FETCH_RESPONSE, 17, first[9:])
+    assert [(e["NodeId"], e["Host"], e["Port"]) for e in got["NodeEndpoints"]] == [
+        (2, "edge-2.example", 9002)]
+    assert [p["Records"] for p in got["Responses"][0]["Partitions"]] == [b"m" * 5_000] * 2
+    # An answer that arrived whole is rewritten whole (its size prefix too); one that streamed
+    # through keeps its length, so a longer name cannot go in and NodeEndpoints are left out.
+    second_value = codec.decode_all(FETCH_RESPONSE, 17, second[9:])
+    if "NodeEndpoints" in second_value:
+        assert second_value["NodeEndpoints"][0]["Host"] == "edge-2.example"
+        assert w.responses.endpoints_dropped == 0
+    else:
+        assert len(second) == len(too_long)
+        assert w.responses.endpoints_dropped == 1
+    assert third == response(3, b"z" * 100)
+    assert w.responses.rewritten == {1: 2}
+    assert not w.state.in_flight
+
+
+def test_fetch_v17_split_answer_with_longer_edge_names_drops_node_endpoints() -> None:
+    w = Wire()
+    w.requests.feed(request(1, 17, 1, b"\x00"))
+    answer = fetch_v17_response(1, b"t" * 5_000, [(2, "b2", 9094)])
+    w.responses.feed(answer[:3000])
+    w.responses.feed(answer[3000:])
+    out = b"".join(w.to_client)
+    assert len(out) == len(answer) and b"b2" not in out
+    assert "NodeEndpoints" not in codec.decode_all(FETCH_RESPONSE, 17, out[9:])
+    assert w.responses.endpoints_dropped == 1
