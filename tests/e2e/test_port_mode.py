@@ -244,10 +244,11 @@ def test_back_pressure_keeps_memory_bounded_for_a_client_that_does_not_read(
 
 def test_large_answers_to_a_slow_small_window_client_arrive_intact(
         kafka3: KafkaCluster, edge_plain: tuple[EdgeProcess, str]) -> None:
-    """The proxy reads into one shared buffer and forwards views of it; when a client's window
-    is too small for a whole Fetch answer, the rest of that view waits in the transport while
-    other reads go on. Every record must still arrive byte for byte (the Java consumer checks
-    each batch's CRC, and the values are compared here)."""
+    """Fetch answers of up to 2 MiB stream through the proxy (a view of its shared read buffer
+    per read) to a consumer with a 4 KiB receive buffer: every record arrives byte for byte
+    (the Java consumer checks each batch's CRC, and the values are compared here). Views left
+    queued for a stalled peer are covered deterministically in tests/unit/relay/
+    test_read_buffer.py."""
     _, bootstrap = edge_plain
     topic = f"port-window-{uuid.uuid4().hex[:6]}"
     kafka3.create_topic(topic, partitions=3, replication_factor=3)
