@@ -59,6 +59,8 @@ def _uv(buf: Any, pos: int) -> tuple[int, int]:
 
 
 def _skip_tags(buf: Any, pos: int) -> int:
+    # primitives.skip_tagged_section, except that running out of bytes is "wait for the next
+    # read" (_Short) here, not a malformed frame
     count, pos = _uv(buf, pos)
     for _ in range(count):
         _tag, pos = _uv(buf, pos)

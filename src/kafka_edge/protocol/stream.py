@@ -93,12 +93,10 @@ class ConnectionState:
     __slots__ = ("in_flight", "sasl_raw")
 
     def __init__(self) -> None:
-        # Kafka answers requests on one connection in order, so a FIFO is enough.
+        # Kafka answers requests on one connection in order, so a FIFO is enough:
+        # (correlation id, api key, api version), appended by RequestStream as requests pass.
         self.in_flight: deque[tuple[int, int, int]] = deque()
         self.sasl_raw = False
-
-    def expect(self, correlation_id: int, api_key: int, api_version: int) -> None:
-        self.in_flight.append((correlation_id, api_key, api_version))
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
         if not self.in_flight:
