@@ -44,5 +44,10 @@ class ProtocolError(ValueError):
         return f"{where}: {text}" if where else text
 
 
+class Truncated(ProtocolError):
+    """The bytes end before the value does. Wrong for a whole frame; for a prefix of one (a
+    header peek, a streamed answer) it means "wait for more"."""
+
+
 class EncodeError(ValueError):
     """A value cannot be encoded with its schema (our bug or a caller's bad value)."""

@@ -28,9 +28,14 @@ from __future__ import annotations
 from typing import Any
 
 from kafka_edge.protocol import codec
-from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.errors import ProtocolError, Truncated
 from kafka_edge.protocol.messages import FETCH_RESPONSE
-from kafka_edge.protocol.primitives import read_tagged_section, read_uvarint, uvarint_bytes
+from kafka_edge.protocol.primitives import (
+    read_tagged_section,
+    read_uvarint,
+    skip_tagged_section,
+    uvarint_bytes,
+)
 from kafka_edge.protocol.rewrite import AddressMapper
 
 FIRST_STREAMED_VERSION = 16
@@ -40,35 +45,6 @@ _U32_MAX = 0xFFFFFFFF
 _HEAD, _TOPIC, _PART, _RECORDS, _PART_TAGS, _TOPIC_TAGS, _TAIL = range(7)
 _STAGE = ("response header", "topic", "partition", "records", "partition tags", "topic tags",
           "tagged fields")
-
-
-class _Short(Exception):
-    """The bytes at hand end inside the unit being parsed."""
-
-
-def _uv(buf: Any, pos: int) -> tuple[int, int]:
-    try:
-        b = buf[pos]
-    except IndexError:
-        raise _Short from None
-    if b < 0x80:
-        return b, pos + 1
-    if len(buf) - pos < 5 and all(buf[i] >= 0x80 for i in range(pos, len(buf))):
-        raise _Short
-    return read_uvarint(buf, pos)
-
-
-def _skip_tags(buf: Any, pos: int) -> int:
-    # primitives.skip_tagged_section, except that running out of bytes is "wait for the next
-    # read" (_Short) here, not a malformed frame
-    count, pos = _uv(buf, pos)
-    for _ in range(count):
-        _tag, pos = _uv(buf, pos)
-        size, pos = _uv(buf, pos)
-        pos += size
-    if pos > len(buf):
-        raise _Short
-    return pos
 
 
 class FetchWalk:
@@ -127,7 +103,7 @@ class FetchWalk:
                 buf, start = chunk, pos
             try:
                 end = self._unit(buf, start)
-            except _Short:
+            except Truncated:  # the unit continues in the next read
                 self._carry = bytes(buf[start:]) if not carry else buf
                 n = pos  # held back until the unit is complete
                 break
@@ -151,27 +127,28 @@ class FetchWalk:
         """Parse the unit the walk is at, from ``buf[pos:]``; advance the state; return the end."""
         state = self._state
         if state == _HEAD:
-            pos = _skip_tags(buf, pos + 4) + 10  # correlation id, tags; throttle, error, session
-            count, pos = _uv(buf, pos)
+            # correlation id, header tags; then throttle time, error code, session id
+            pos = skip_tagged_section(buf, pos + 4) + 10
+            count, pos = read_uvarint(buf, pos)
             self._topics = count - 1  # topics left, the current one included
             self._state = _TOPIC if self._topics > 0 else _TAIL
         elif state == _TOPIC:
-            count, pos = _uv(buf, pos + 16)
+            count, pos = read_uvarint(buf, pos + 16)
             self._parts = count - 1  # partitions left in this topic, the current one included
             self._state = _PART if self._parts > 0 else _TOPIC_TAGS
         elif state == _PART:
-            count, pos = _uv(buf, pos + 30)  # aborted transactions (compact, nullable)
+            count, pos = read_uvarint(buf, pos + 30)  # aborted transactions (compact, nullable)
             for _ in range(count - 1):
-                pos = _skip_tags(buf, pos + 16)
-            length, pos = _uv(buf, pos + 4)  # preferred read replica; records (nullable)
+                pos = skip_tagged_section(buf, pos + 16)
+            length, pos = read_uvarint(buf, pos + 4)  # preferred read replica; records (nullable)
             self._skip = length - 1 if length else 0
             self._state = _RECORDS if self._skip else _PART_TAGS
         elif state == _PART_TAGS:
-            pos = _skip_tags(buf, pos)
+            pos = skip_tagged_section(buf, pos)
             self._parts -= 1
             self._state = _PART if self._parts > 0 else _TOPIC_TAGS
         elif state == _TOPIC_TAGS:
-            pos = _skip_tags(buf, pos)
+            pos = skip_tagged_section(buf, pos)
             self._topics -= 1
             self._state = _TOPIC if self._topics > 0 else _TAIL
         return pos

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from kafka_edge.protocol.errors import EncodeError, ProtocolError
+from kafka_edge.protocol.errors import EncodeError, ProtocolError, Truncated
 
 __all__ = [
     "BOOL",
@@ -64,10 +64,10 @@ _U32_MAX = 0xFFFF_FFFF
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def truncated(what: str, offset: int, need: int, have: int) -> ProtocolError:
+def truncated(what: str, offset: int, need: int, have: int) -> Truncated:
     """The error for "``what`` needs ``need`` bytes at ``offset`` but only ``have`` are left"."""
     have = max(have, 0)
-    return ProtocolError(f"truncated {what}: need {need} bytes, {have} left", offset)
+    return Truncated(f"truncated {what}: need {need} bytes, {have} left", offset)
 
 
 # -- unsigned varints -------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def read_uvarint(buf: Buffer, offset: int) -> tuple[int, int]:
         try:
             b = buf[pos]
         except IndexError:
-            raise ProtocolError("truncated unsigned varint", offset) from None
+            raise Truncated("truncated unsigned varint", offset) from None
         pos += 1
         value |= (b & 0x7F) << shift
         if b < 0x80:
@@ -109,7 +109,7 @@ def read_uvarlong(buf: Buffer, offset: int) -> tuple[int, int]:
         try:
             b = buf[pos]
         except IndexError:
-            raise ProtocolError("truncated unsigned varlong", offset) from None
+            raise Truncated("truncated unsigned varlong", offset) from None
         pos += 1
         value |= (b & 0x7F) << shift
         if b < 0x80:

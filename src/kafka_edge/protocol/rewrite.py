@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka_edge.protocol import codec
-from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.errors import ProtocolError, Truncated
 from kafka_edge.protocol.messages import (
     API_KEYS,
     API_VERSIONS_RESPONSE,
@@ -476,35 +476,16 @@ def _prefix_uvarint(buf: memoryview, pos: int) -> tuple[int, int] | None:
     """An unsigned varint, or None if ``buf`` ends before it does."""
     try:
         return read_uvarint(buf, pos)
-    except ProtocolError:
-        # Distinguish "ran out of bytes" (None) from "too long" (re-raised).
-        for i in range(pos, min(len(buf), pos + 5)):
-            if buf[i] < 0x80:
-                raise
-        if len(buf) - pos >= 5:
-            raise
+    except Truncated:
         return None
 
 
 def _skip_tagged_prefix(buf: memoryview, pos: int) -> int | None:
     """Skip a tagged-field section; None if ``buf`` ends inside it."""
-    got = _prefix_uvarint(buf, pos)
-    if got is None:
+    try:
+        return skip_tagged_section(buf, pos)
+    except Truncated:
         return None
-    count, pos = got
-    for _ in range(count):
-        got = _prefix_uvarint(buf, pos)
-        if got is None:
-            return None
-        _tag, pos = got
-        got = _prefix_uvarint(buf, pos)
-        if got is None:
-            return None
-        size, pos = got
-        pos += size
-        if pos > len(buf):
-            return None
-    return pos
 
 
 def _skip_client_id(buf: memoryview) -> int | None:

@@ -71,11 +71,11 @@ _SIZE_CORR = struct.Struct(">ii")
 def describe_bad_size(size_bytes: Chunk) -> str:
     """Explain an impossible frame size; a TLS ClientHello on a plaintext port is the usual one."""
     size_bytes = bytes(size_bytes[:4])
-    if size_bytes[:1] == b"\x16" and size_bytes[1:2] == b"\x03":
+    if size_bytes[:2] == b"\x16\x03":
         return "a TLS handshake arrived on a plaintext Kafka port"
-    if size_bytes[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"PRI "):
+    if size_bytes in (b"GET ", b"POST", b"HEAD", b"PUT ", b"PRI "):
         return "an HTTP request arrived on a Kafka port"
-    size = int.from_bytes(size_bytes[:4], "big", signed=True)
+    size = int.from_bytes(size_bytes, "big", signed=True)
     return f"frame size {size} is out of range"
 
 
@@ -99,14 +99,17 @@ class ConnectionState:
         self.sasl_raw = False
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
-        if not self.in_flight:
+        """(api key, api version) of the request a response answers; ProtocolError if it
+        answers none."""
+        in_flight = self.in_flight
+        if in_flight and in_flight[0][0] == correlation_id:
+            _, api_key, api_version = in_flight.popleft()
+            return api_key, api_version
+        if not in_flight:
             raise ProtocolError(f"broker sent a response (correlation id {correlation_id}) "
                                 "to no outstanding request")
-        expected, api_key, api_version = self.in_flight.popleft()
-        if expected != correlation_id:
-            raise ProtocolError(f"broker answered correlation id {correlation_id}, "
-                                f"expected {expected}")
-        return api_key, api_version
+        raise ProtocolError(f"broker answered correlation id {correlation_id}, "
+                            f"expected {in_flight[0][0]}")
 
 
 class RequestStream:
@@ -271,7 +274,6 @@ class ResponseStream:
                 self._pending = b""
                 n = len(data)
         state = self._state
-        in_flight = state.in_flight
         while pos < n:
             if state.sasl_raw:
                 # Raw SASL tokens from the broker: no header, possibly empty; pass them through.
@@ -290,10 +292,7 @@ class ResponseStream:
             if size < 4 or size > self._max_frame:
                 raise ProtocolError("broker: " + describe_bad_size(data[pos:pos + 4]))
             end = pos + 4 + size
-            if in_flight and in_flight[0][0] == correlation_id:
-                key, version = in_flight.popleft()[1:]
-            else:
-                key, version = state.answer(correlation_id)  # raises, saying why
+            key, version = state.answer(correlation_id)
             inspect_from = _INSPECT_FROM.get(key)
             if inspect_from is not None and version >= inspect_from:
                 if end <= n:

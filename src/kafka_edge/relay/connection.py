@@ -147,7 +147,6 @@ class ProxyConnection(asyncio.BufferedProtocol):
         self._client_paused = False
         self._upstream_paused = False
         self._early: list[bytes] = []
-        self._upstream_backlog: Callable[[], int] = _nothing_queued  # set in start_relay
 
     # -- client socket events -------------------------------------------------------------
 
@@ -204,7 +203,6 @@ class ProxyConnection(asyncio.BufferedProtocol):
             early, self._early = self._early, []
             for chunk in early:
                 self._feed(self.requests, chunk)
-        self._upstream_backlog = self.upstream.transport.get_write_buffer_size
         self.resume_client_reading()
 
     def get_buffer(self, sizehint: int) -> bytearray:
@@ -216,15 +214,7 @@ class ProxyConnection(asyncio.BufferedProtocol):
         if requests is None:  # still dialling: keep a copy for start_relay
             self._early.append(bytes(read.view[:nbytes]))
             return
-        self.bytes_up += nbytes
-        try:
-            requests.feed(read.view[:nbytes])
-        except ProtocolError as exc:
-            read.renew()  # close() flushes what was queued, maybe views of the buffer
-            self.fail(f"bad frame from client: {exc}")
-            return
-        if self._upstream_backlog():
-            read.renew()
+        self._feed(requests, read.view[:nbytes])
 
     def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
@@ -233,6 +223,10 @@ class ProxyConnection(asyncio.BufferedProtocol):
         except ProtocolError as exc:
             _READ.renew()  # close() flushes what was queued, maybe views of the buffer
             self.fail(f"bad frame from client: {exc}")
+            return
+        up = self.upstream.transport
+        if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
+            _READ.renew()
 
     def eof_received(self) -> bool | None:
         self.close("client closed the connection", level=logging.DEBUG)
@@ -300,10 +294,6 @@ class ProxyConnection(asyncio.BufferedProtocol):
             self.client.abort()
         if self.upstream.transport is not None:
             self.upstream.transport.abort()
-
-
-def _nothing_queued() -> int:
-    return 0
 
 
 def _current_task() -> asyncio.Task[object] | None:
