@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
@@ -137,6 +138,41 @@ def producer_perf(tools: KafkaTools, name: str, *, bootstrap: str, topic: str, r
         max_ms=float(f[4]), p50_ms=float(f[5]), p95_ms=float(f[6]), p99_ms=float(f[7]),
         p999_ms=float(f[8]), errors=errors,
     )
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    records: int  # measured records (after the warm-up)
+    rate: float  # achieved records/s
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+
+LATENCY_PROBE = Path(__file__).resolve().parent / "LatencyProbe.java"
+
+
+def latency_probe(tools: KafkaTools, name: str, *, bootstrap: str, topic: str, records: int,
+                  record_size: int, rate: float, client: Mapping[str, str],
+                  timeout: float) -> LatencyResult:
+    """Send-to-acknowledgement latency at a fixed rate, in microseconds (bench/LatencyProbe.java:
+    the Java producer with acks=all, as ProducerPerformance, whose latencies are whole ms)."""
+    config = tools.properties(name, client)
+    argv = tools.java(str(LATENCY_PROBE), [
+        "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
+        "--warmup-records", str(int(records * WARMUP_SHARE)), "--rate", str(rate),
+        "--record-size", str(record_size), "--command-config", str(config),
+    ])
+    text = tools.run(name, argv, timeout)
+    lines = [ln for ln in text.splitlines() if ln.startswith('{"records"')]
+    if not lines:
+        raise MeasureError(f"{name}: no result line: {_last_error(text)}")
+    doc = json.loads(lines[-1])
+    if doc["errors"]:
+        raise MeasureError(f"{name}: {doc['errors']} send errors, first: {doc['first_error']}")
+    return LatencyResult(records=doc["records"], rate=doc["rate"], p50_ms=doc["p50_ms"],
+                         p99_ms=doc["p99_ms"], p999_ms=doc["p999_ms"], max_ms=doc["max_ms"])
 
 
 def _first_exception(text: str) -> str:

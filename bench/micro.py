@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import signal
 import socket
 import ssl
 import statistics
@@ -233,10 +234,78 @@ uvloop.run(main())
 """
 
 
+SOCK_RELAY = """
+import asyncio, socket, ssl, sys, uvloop
+UP = int(sys.argv[2]); TLS = sys.argv[3:]
+SERVER = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); SERVER.load_cert_chain(TLS[1], TLS[2])
+CLIENT = ssl.create_default_context(cafile=TLS[0])
+BUF = bytearray(262144); MV = memoryview(BUF)
+async def handshake(loop, s):
+    while True:
+        try:
+            s.do_handshake(); return
+        except ssl.SSLWantReadError:
+            f = loop.create_future(); loop.add_reader(s.fileno(), f.set_result, None)
+            try: await f
+            finally: loop.remove_reader(s.fileno())
+        except ssl.SSLWantWriteError:
+            f = loop.create_future(); loop.add_writer(s.fileno(), f.set_result, None)
+            try: await f
+            finally: loop.remove_writer(s.fileno())
+class End:
+    def __init__(s, loop, sock):
+        s.loop = loop; s.sock = sock; s.fd = sock.fileno(); s.peer = None; s.out = None
+    def start(s): s.loop.add_reader(s.fd, s.readable)
+    def readable(s):
+        sock = s.sock
+        while True:
+            try: n = sock.recv_into(BUF)
+            except ssl.SSLWantReadError: return
+            except (ssl.SSLError, OSError): s.close(); return
+            if n == 0: s.close(); return
+            s.peer.send(MV[:n])
+    def send(s, data):
+        if s.out is not None: s.out += data; return
+        try:
+            s.sock.send(data)
+        except ssl.SSLWantWriteError:
+            s.out = bytearray(data); s.loop.add_writer(s.fd, s.writable)
+    def writable(s):
+        try:
+            s.sock.send(s.out)
+        except ssl.SSLWantWriteError:
+            return
+        s.out = None; s.loop.remove_writer(s.fd)
+    def close(s):
+        s.loop.remove_reader(s.fd); s.loop.remove_writer(s.fd); s.sock.close()
+        if s.peer and s.peer.sock.fileno() >= 0: s.peer.close()
+async def serve(loop, raw):
+    raw.setblocking(False)
+    down = SERVER.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+    await handshake(loop, down)
+    r = socket.socket(); r.setblocking(False)
+    r.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    await loop.sock_connect(r, ("127.0.0.1", UP))
+    up = CLIENT.wrap_socket(r, server_hostname="127.0.0.1", do_handshake_on_connect=False)
+    await handshake(loop, up)
+    a, b = End(loop, down), End(loop, up); a.peer, b.peer = b, a; a.start(); b.start()
+async def main():
+    loop = asyncio.get_running_loop()
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", int(sys.argv[1]))); ls.listen(128); ls.setblocking(False)
+    while True:
+        c, _ = await loop.sock_accept(ls)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop.create_task(serve(loop, c))
+uvloop.run(main())
+"""
+
+
 def start_proxy(kind: str, listen: int, upstream: int, work: Path,
                 baseline: str | None, tls: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    if kind == "bare":
-        argv = [sys.executable, "-c", BARE_RELAY, str(listen), str(upstream)]
+    if kind in ("bare", "bare-sock"):
+        argv = [sys.executable, "-c", BARE_RELAY if kind == "bare" else SOCK_RELAY,
+                str(listen), str(upstream)]
         if tls:
             argv += [tls["ca"], tls["cert"], tls["key"]]
     else:
@@ -278,6 +347,12 @@ def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path,
     while listen + 6 > 65535:
         listen = free_port()
     proxy = start_proxy(kind, listen, upstream, work, args.baseline_src, tls)
+    perf = None
+    if args.perf:
+        Path(args.perf).mkdir(parents=True, exist_ok=True)
+        perf = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(proxy.pid), "-o",
+                                 str(Path(args.perf) / f"{kind}.data")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         q: mp.Queue[int] = mp.Queue()
         u0, s0 = ticks(proxy.pid)
@@ -291,6 +366,9 @@ def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path,
         elapsed = time.monotonic() - t0
         u1, s1 = ticks(proxy.pid)
     finally:
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(30)
         proxy.terminate()
         proxy.wait(10)
     user, sys_ = (u1 - u0) / CLK_TCK, (s1 - s0) / CLK_TCK
@@ -316,6 +394,8 @@ def main() -> int:
                     help="bare (a minimal uvloop relay), kafka-edge (this tree), baseline")
     ap.add_argument("--baseline-src", help="the src directory of another kafka-edge build, "
                                            "measured as 'baseline' (e.g. a git worktree)")
+    ap.add_argument("--perf", metavar="DIR", help="perf record -g each proxy into DIR/KIND.data "
+                                                  "(the last round's run is kept)")
     args = ap.parse_args()
     kinds = args.kinds.split(",")
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}

@@ -23,8 +23,8 @@ COLUMNS = (  # (figure, heading, digits)
     ("producer_mb_s", "produce MB/s", 1),
     ("producer_rec_s", "produce rec/s", 0),
     ("consumer_mb_s", "consume MB/s", 1),
-    ("p50_ms", "p50 ms", 1),
-    ("p99_ms", "p99 ms", 1),
+    ("p50_ms", "p50 ms", 2),
+    ("p99_ms", "p99 ms", 2),
     ("p999_ms", "p99.9 ms", 1),
     ("cpu_s_per_gb", "CPU s/GB", 2),
     ("peak_rss_kib", "peak RSS MiB", 1),
@@ -210,10 +210,13 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{s['target_seconds']:.0f} s direct), then `ConsumerPerformance` reading them back "
         "through the same path (its fetch MB/s, which leaves out the group join). MB = 2^20 "
         "bytes, as the tools print.",
-        f"- **Latency**: `ProducerPerformance --throughput` at half the direct saturation "
-        f"measured by a calibration run at start, after an unmeasured warm-up run on the fresh "
-        f"cluster ({rates}), {s['target_seconds']:.0f} s; the "
-        "tool's p50 / p99 / p99.9 send-to-acknowledgement latency (whole milliseconds).",
+        f"- **Latency**: `bench/LatencyProbe.java` (the Java producer, acks=all, the path's "
+        f"client settings) at a fixed rate of half the direct saturation measured by a "
+        f"calibration run at start, after an unmeasured warm-up run on the fresh "
+        f"cluster ({rates}), {s['target_seconds']:.0f} s, the first 20 % left out; each "
+        "send() to its acknowledgement timed with System.nanoTime(), p50 / p99 / p99.9 in ms "
+        "to the microsecond (`ProducerPerformance` records whole milliseconds, too coarse for "
+        "a 1 ms target).",
         "- **CPU per GB**: utime + stime of the proxy process and its descendants "
         "(/proc/PID/stat, children's time included) over the producer and consumer runs, "
         "divided by the record payload relayed (produced plus consumed, 10^9 bytes). The kernel "

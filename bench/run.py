@@ -10,7 +10,8 @@ shared machine spreads over all paths. Per path, variant and round:
 1. start the proxy; ready time = until a Metadata round trip through it lists every broker;
 2. ProducerPerformance at full speed (1 KiB records, acks=all), then ConsumerPerformance
    reading them back; the proxy's CPU time over both, per GB of record payload relayed;
-3. ProducerPerformance at a fixed rate, half the direct saturation: latency percentiles;
+3. bench/LatencyProbe.java (the Java producer, acks=all) at a fixed rate, half the direct
+   saturation: latency percentiles in microseconds;
 4. peak RSS (VmHWM), then N idle connections (ApiVersions done) and the RSS growth per one.
 
 Results: medians over rounds in bench/results/latest.json, docs/performance.md and
@@ -53,6 +54,7 @@ from measure import (
     MeasureError,
     consumer_perf,
     hold_idle_connections,
+    latency_probe,
     producer_perf,
     wait_ready,
 )
@@ -238,13 +240,14 @@ class Bench:
 
         def latency() -> None:
             rate = self.latency_rate[variant]
-            r = producer_perf(self.tools, f"{tag}-latency", bootstrap=endpoint.bootstrap,
+            r = latency_probe(self.tools, f"{tag}-latency", bootstrap=endpoint.bootstrap,
                               topic=lat_topic, records=int(rate * self.args.seconds),
-                              record_size=RECORD_SIZE, throughput=rate, client=client,
+                              record_size=RECORD_SIZE, rate=rate, client=client,
                               timeout=self.timeout)
             fig.values["p50_ms"], fig.values["p99_ms"] = r.p50_ms, r.p99_ms
             fig.values["p999_ms"] = r.p999_ms
-            fig.extra["latency_rate_achieved"] = r.rec_s
+            fig.extra["latency_rate_achieved"] = r.rate
+            fig.extra["latency_max_ms"] = r.max_ms
 
         step(("p50_ms", "p99_ms", "p999_ms"), "latency", latency)
         if proc is None:
