@@ -12,8 +12,8 @@ bench/work/ab/) or ``NAME=.`` for the working tree. Example::
 
 Workloads: ``producer`` (ProducerPerformance at full speed, 1 KiB records, acks=all) and
 ``consumer`` (ConsumerPerformance reading what the producer wrote) and ``latency``
-(ProducerPerformance at ``--rate`` records/s for 15 s: p50/p99/p99.9). ``--profile`` records a
-profile of each build's first two runs (``perf`` or ``py-spy``).
+(bench/LatencyProbe.java at ``--rate`` records/s for 15 s: p50/p99/p99.9 to the microsecond).
+``--profile`` records a profile of each build's first two runs (``perf`` or ``py-spy``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ from pathlib import Path
 
 import yaml
 from brokers import Cluster, Topics, make_proxy_tls, start_cluster
-from measure import CLK_TCK, KafkaTools, consumer_perf, producer_perf, wait_ready
+from measure import (
+    CLK_TCK,
+    KafkaTools,
+    consumer_perf,
+    latency_probe,
+    producer_perf,
+    wait_ready,
+)
 from paths import HOST, PortBlocks, ProxyProcess
 from peers import BENCH_DIR, REPO_ROOT
 
@@ -163,13 +170,13 @@ def main() -> int:
                     for wl in workloads:
                         u0, s0 = cpu_ticks(proc.popen.pid)
                         if wl == "latency":
-                            res = producer_perf(tools, f"ab-{build.name}-{r}-l",
+                            lat = latency_probe(tools, f"ab-{build.name}-{r}-l",
                                                 bootstrap=bootstrap, topic=topic + "-l",
                                                 records=int(args.rate * 15),
-                                                record_size=RECORD_SIZE, throughput=args.rate,
+                                                record_size=RECORD_SIZE, rate=args.rate,
                                                 client=client, timeout=600)
-                            run.update(p50_ms=res.p50_ms, p99_ms=res.p99_ms,
-                                       p999_ms=res.p999_ms)
+                            run.update(p50_ms=lat.p50_ms, p99_ms=lat.p99_ms,
+                                       p999_ms=lat.p999_ms)
                             continue
                         if wl == "producer":
                             res = producer_perf(tools, f"ab-{build.name}-{r}-p",
