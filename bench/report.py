@@ -156,6 +156,8 @@ def _analysis() -> list[str]:
 def markdown(doc: dict[str, Any]) -> str:
     s = doc["settings"]
     rates = ", ".join(f"{v}: {r:,.0f} records/s" for v, r in s["latency_rate_rec_s"].items())
+    calibration = ("the better of two calibration runs" if s.get("calibration_runs", 1) > 1
+                   else "a calibration run")
     quick = doc["mode"] == "quick"
     lines = [
         "# Performance",
@@ -211,8 +213,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "through the same path (its fetch MB/s, which leaves out the group join). MB = 2^20 "
         "bytes, as the tools print.",
         f"- **Latency**: `bench/LatencyProbe.java` (the Java producer, acks=all, the path's "
-        f"client settings) at a fixed rate of half the direct saturation measured by a "
-        f"calibration run at start, after an unmeasured warm-up run on the fresh "
+        f"client settings) at a fixed rate of half the direct saturation measured by "
+        f"{calibration} at start, after an unmeasured warm-up run on the fresh "
         f"cluster ({rates}), {s['target_seconds']:.0f} s, the first 20 % left out; each "
         "send() to its acknowledgement timed with System.nanoTime(), p50 / p99 / p99.9 in ms "
         "to the microsecond (`ProducerPerformance` records whole milliseconds, too coarse for "

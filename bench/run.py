@@ -139,15 +139,22 @@ class Bench:
         topic = f"bench-calibrate-{variant}"
         self.topics.create(topic, PARTITIONS, REPLICATION)
         # long enough for the producer JVM to reach its steady state (the tool leaves the first
-        # fifth out); 100,000 records measured about half of what the full runs then reached
+        # fifth out); 100,000 records measured about half of what the full runs then reached.
+        # The better of two runs: a cluster still warming up gave 24,600 rec/s in the first of
+        # them where the measured direct runs then reached 35,000.
         probe = 30_000 if self.args.quick else 400_000
+        result = None
         try:
-            result = producer_perf(
-                self.tools, f"calibrate-{variant}", bootstrap=endpoint.bootstrap, topic=topic,
-                records=probe, record_size=RECORD_SIZE, throughput=-1,
-                client=endpoint.client_properties(), timeout=self.timeout)
+            for attempt in range(1 if self.args.quick else 2):
+                run = producer_perf(
+                    self.tools, f"calibrate-{variant}-{attempt}", bootstrap=endpoint.bootstrap,
+                    topic=topic, records=probe, record_size=RECORD_SIZE, throughput=-1,
+                    client=endpoint.client_properties(), timeout=self.timeout)
+                if result is None or run.rec_s > result.rec_s:
+                    result = run
         finally:
             self.topics.delete(topic)
+        assert result is not None
         if variant == self.args.variants[0]:
             self.records = int(min(max(result.rec_s * self.args.seconds, 10_000), 20_000_000))
         self.latency_rate[variant] = max(100.0, round(result.rec_s / 2, -2))
@@ -474,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             "replication_factor": REPLICATION, "acks": "all", "record_size": RECORD_SIZE,
             "records_per_run": bench.records, "target_seconds": args.seconds,
             "latency_rate_rec_s": bench.latency_rate,
+            "calibration_runs": 1 if args.quick else 2,
             "idle_connections": bench.idle_connections,
             "idle_connections_requested": args.idle_connections, "fd_limit": fd_limit,
             "edge_workers": args.edge_workers, "broker_heap": args.broker_heap,
