@@ -113,6 +113,9 @@ def main() -> int:
                     help="profile each build's first two runs (perf record -g, or py-spy "
                          "--native in collapsed-stack format)")
     ap.add_argument("--log-level", default="warning", help="kafka-edge's log level")
+    ap.add_argument("--nice", action="append", default=[], metavar="NAME=N",
+                    help="run build NAME at scheduling priority N (e.g. -10: does the proxy "
+                         "lose time waiting for a CPU?)")
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "work" / "ab" / "result.json")
     args = ap.parse_args()
     workloads = args.workload.split(",")
@@ -146,6 +149,9 @@ def main() -> int:
                 base = ports.block()
                 proc = start_edge(build, cluster, args.variant, base, work, tls_files,
                                   args.log_level)
+                niceness = dict(spec.split("=", 1) for spec in args.nice)
+                if build.name in niceness:
+                    os.setpriority(os.PRIO_PROCESS, proc.popen.pid, int(niceness[build.name]))
                 try:
                     wait_ready(HOST, base, ca_file=str(tls.ca_file) if tls else None,
                                started=proc.started, timeout=60, alive=proc.alive,
