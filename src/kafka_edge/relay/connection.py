@@ -82,8 +82,8 @@ class UpstreamSide(_Side):
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
 
-    def get_buffer(self, sizehint: int) -> bytearray:
-        return _READ.buf
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
@@ -185,8 +185,12 @@ class ProxyConnection(asyncio.BufferedProtocol):
         except asyncio.CancelledError:
             self.close("cancelled while dialling")
             raise
-        except (OSError, ssl.SSLError, TimeoutError, LookupError) as exc:
+        except (OSError, ssl.SSLError, TimeoutError, LookupError, ValueError) as exc:
+            # ValueError: UnicodeError from a host name IDNA cannot encode
             self.close(f"cannot reach upstream: {exc}", level=logging.WARNING)
+        except Exception as exc:  # a bug must not leave the client connected to nothing
+            log.exception("dialling upstream failed for %s", self.peer)
+            self.close(f"cannot reach upstream: {exc!r}", level=logging.ERROR)
 
     def start_relay(self) -> None:
         """Called by the dialler once the upstream transport is connected."""
@@ -203,10 +207,12 @@ class ProxyConnection(asyncio.BufferedProtocol):
             early, self._early = self._early, []
             for chunk in early:
                 self._feed(self.requests, chunk)
+                if self.closed:  # a bad frame: nothing after it may reach the broker
+                    return
         self.resume_client_reading()
 
-    def get_buffer(self, sizehint: int) -> bytearray:
-        return _READ.buf
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ

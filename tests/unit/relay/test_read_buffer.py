@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import struct
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+import trustme
 import uvloop
 
 from kafka_edge.relay.connection import ProxyConnection
@@ -41,7 +45,13 @@ class _Cluster:
         pass
 
 
-async def _proxy_to(upstream_port: int) -> tuple[asyncio.Server, int]:
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+# the proxy runs on uvloop; on a platform without it (cli.serve falls back) on asyncio's loop
+LOOPS = pytest.mark.parametrize("run", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
+
+
+async def _proxy_to(upstream_port: int, tls: ssl.SSLContext | None = None,
+                    registry: set[ProxyConnection] | None = None) -> tuple[asyncio.Server, int]:
     loop = asyncio.get_running_loop()
     cluster: Any = _Cluster()
 
@@ -49,14 +59,15 @@ async def _proxy_to(upstream_port: int) -> tuple[asyncio.Server, int]:
         await loop.create_connection(lambda: conn.upstream, "127.0.0.1", upstream_port)
         conn.start_relay()
 
-    registry: set[ProxyConnection] = set()
+    conns = set() if registry is None else registry
     server = await loop.create_server(
-        lambda: ProxyConnection(lambda _t: (cluster, None), dial, registry, 100 << 20),
-        "127.0.0.1", 0)
+        lambda: ProxyConnection(lambda _t: (cluster, None), dial, conns, 100 << 20),
+        "127.0.0.1", 0, ssl=tls)
     return server, server.sockets[0].getsockname()[1]
 
 
-def test_requests_queued_for_a_stalled_upstream_arrive_intact() -> None:
+@LOOPS
+def test_requests_queued_for_a_stalled_upstream_arrive_intact(run: Run) -> None:
     frames = b"".join(request(3, 1, i, os.urandom(50_000)) for i in range(120))  # 6 MB
 
     async def scenario() -> bytes:
@@ -91,10 +102,11 @@ def test_requests_queued_for_a_stalled_upstream_arrive_intact() -> None:
         upstream.close()
         return bytes(received)
 
-    assert uvloop.run(scenario()) == frames
+    assert run(scenario()) == frames
 
 
-def test_answers_queued_for_a_stalled_client_arrive_intact() -> None:
+@LOOPS
+def test_answers_queued_for_a_stalled_client_arrive_intact(run: Run) -> None:
     count = 120
     answers = [response(i, os.urandom(50_000)) for i in range(count)]  # 6 MB
 
@@ -126,4 +138,75 @@ def test_answers_queued_for_a_stalled_client_arrive_intact() -> None:
         upstream.close()
         return got
 
-    assert uvloop.run(scenario()) == b"".join(answers)
+    assert run(scenario()) == b"".join(answers)
+
+
+@LOOPS
+def test_tls_reads_of_several_records_reach_the_broker_intact(run: Run) -> None:
+    # One read of the TLS layer decrypts several records into the buffer the proxy lends it;
+    # asyncio's writes each record after the first into a slice of that buffer, which must be
+    # a view of it, not a copy (the proxy would then forward stale bytes).
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    frames = b"".join(request(3, 1, i, os.urandom(100_000)) for i in range(30))  # 3 MB
+
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        done: asyncio.Future[None] = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                received.extend(data)
+                if len(received) >= len(frames) and not done.done():
+                    done.set_result(None)
+
+            def connection_lost(self, exc: Exception | None) -> None:  # the proxy gave up
+                if not done.done():
+                    done.set_result(None)
+
+        upstream = await loop.create_server(Sink, "127.0.0.1", 0)
+        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1], server_tls)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_tls)
+        writer.write(frames)
+        await asyncio.wait_for(done, 20)
+        writer.close()
+        proxy.close()
+        upstream.close()
+        return bytes(received)
+
+    assert run(scenario()) == frames
+
+
+@LOOPS
+@pytest.mark.parametrize("error", [UnicodeError("label too long"), RuntimeError("a bug")],
+                         ids=["idna", "bug"])
+def test_a_failed_dial_closes_the_client_connection(run: Run, error: Exception) -> None:
+    # getaddrinfo raises UnicodeError for a host name IDNA cannot encode; whatever the dial
+    # raises, the client must not stay connected to nothing
+    async def scenario() -> tuple[bytes, int]:
+        loop = asyncio.get_running_loop()
+        cluster: Any = _Cluster()
+        registry: set[ProxyConnection] = set()
+
+        async def dial(conn: ProxyConnection, _cluster: Any, _node: int | None) -> None:
+            raise error
+
+        server = await loop.create_server(
+            lambda: ProxyConnection(lambda _t: (cluster, None), dial, registry, 1 << 20),
+            "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(request(18, 3, 1, b""))
+        try:  # closed with the request unread: a reset, or an end of stream
+            got = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            got = b""
+        writer.close()
+        server.close()
+        return got, len(registry)
+
+    assert run(scenario()) == (b"", 0)
