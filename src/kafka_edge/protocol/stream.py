@@ -90,13 +90,16 @@ def _raw_frame_end(data: Chunk, pos: int, max_frame: int, side: str) -> int:
 class ConnectionState:
     """What both directions of one connection share: requests awaiting an answer, SASL phase."""
 
-    __slots__ = ("in_flight", "sasl_raw")
+    __slots__ = ("in_flight", "responses_idle", "sasl_raw")
 
     def __init__(self) -> None:
         # Kafka answers requests on one connection in order, so a FIFO is enough:
         # (correlation id, api key, api version), appended by RequestStream as requests pass.
         self.in_flight: deque[tuple[int, int, int]] = deque()
         self.sasl_raw = False
+        # whether the response stream is between frames (set by ResponseStream); asked only
+        # before the proxy writes an answer of its own to the client
+        self.responses_idle: Callable[[], bool] = lambda: True
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
         """(api key, api version) of the request a response answers; ProtocolError if it
@@ -168,6 +171,12 @@ class RequestStream:
             if api_key == API_API_VERSIONS and api_version > MAX_API_VERSIONS_VERSION:
                 if end > n:
                     break
+                if in_flight or not state.responses_idle():
+                    # answered here, it would overtake the broker's answers to the requests
+                    # before it (clients send ApiVersions first, alone; none pipelines it)
+                    raise ProtocolError(
+                        f"client: ApiVersions v{api_version} (newer than the proxy knows, so "
+                        "answered by the proxy) sent behind other requests still unanswered")
                 if pos > out_start:
                     self._forward(memoryview(data)[out_start:pos])
                 answer = api_versions_unsupported_response(correlation_id)
@@ -231,6 +240,12 @@ class ResponseStream:
         self.sasl_v0_sessions = 0  # raw-token SASL phases seen (not yet reported)
         self.sasl_handshakes = 0  # SaslHandshake answers relayed (not yet reported)
         self.endpoints_dropped = 0  # NodeEndpoints left out: no room (not yet reported)
+        state.responses_idle = self.between_frames
+
+    def between_frames(self) -> bool:
+        """True when no response is partly forwarded, held or walked."""
+        return not (self._remaining or self._pending or self._collect is not None
+                    or self._walk is not None)
 
     def feed(self, data: Chunk) -> None:
         n = len(data)

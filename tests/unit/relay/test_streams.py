@@ -112,11 +112,37 @@ def test_oversized_frame_is_refused() -> None:
 def test_api_versions_above_known_version_is_answered_locally() -> None:
     w = Wire()
     too_new = API_KEYS[18].max_version + 1
-    w.requests.feed(request(2, 5, 1) + request(18, too_new, 7) + request(3, 1, 8))
-    assert b"".join(w.to_broker) == request(2, 5, 1) + request(3, 1, 8)
+    # an acks=0 Produce gets no answer, so the proxy's own answer overtakes nothing
+    w.requests.feed(request(0, 3, 1, produce_body(0)) + request(18, too_new, 7)
+                    + request(3, 1, 8))
+    assert b"".join(w.to_broker) == request(0, 3, 1, produce_body(0)) + request(3, 1, 8)
     (answer,) = w.to_client
     size, corr, error = struct.unpack_from(">iih", answer)
     assert (size, corr, error) == (len(answer) - 4, 7, 35)
+    assert [c for c, _, _ in w.state.in_flight] == [8]
+
+
+def test_api_versions_above_known_version_behind_an_unanswered_request_is_refused() -> None:
+    # answered by the proxy, it would reach the client before the broker's answer to 1
+    w = Wire()
+    too_new = API_KEYS[18].max_version + 1
+    with pytest.raises(ProtocolError, match="behind other requests"):
+        w.requests.feed(request(2, 5, 1) + request(18, too_new, 7))
+    assert w.to_client == []
+
+
+def test_api_versions_above_known_version_during_a_streamed_answer_is_refused() -> None:
+    # the answer to 1 is half forwarded: the proxy's answer would land inside it
+    w = Wire()
+    too_new = API_KEYS[18].max_version + 1
+    w.requests.feed(request(2, 5, 1))
+    w.responses.feed(response(1, b"z" * 1000)[:300])
+    assert not w.state.in_flight and not w.responses.between_frames()
+    with pytest.raises(ProtocolError, match="behind other requests"):
+        w.requests.feed(request(18, too_new, 7))
+    assert b"".join(w.to_client) == response(1, b"z" * 1000)[:300]
+    w.responses.feed(response(1, b"z" * 1000)[300:])
+    assert w.responses.between_frames()
 
 
 def test_sasl_handshake_v0_raw_phase_passes_tokens_verbatim() -> None:
