@@ -11,9 +11,10 @@ top-level tagged section go straight on: partition headers are parsed, records s
 their length, and only the tail (the tagged section, a few bytes unless it holds endpoints) is
 held until the frame ends. The size prefix has then long been sent, so a rewritten tail must
 keep the broker's length: rewritten endpoints are followed by an unknown tagged field of
-padding (which every Kafka client skips, as the protocol requires) when they are shorter, and
-when they are longer they are left out (``dropped``) rather than sent with a wrong length or
-with the broker's address. A client told nothing learns the new leader from Metadata, as it
+padding (which every Kafka client skips, as the protocol requires) when they are at least 6
+bytes shorter (the padding field's tag alone takes 5), and when they are longer, or shorter by
+1 to 5 bytes, they are left out (``dropped``) rather than sent with a wrong length or with the
+broker's address. A client told nothing learns the new leader from Metadata, as it
 did before KIP-951. Nothing here reads records.
 
 The layout walked is FetchResponse v16-18 in Kafka 4.4's definition (tests check it against
