@@ -210,3 +210,38 @@ def test_a_failed_dial_closes_the_client_connection(run: Run, error: Exception) 
         return got, len(registry)
 
     assert run(scenario()) == (b"", 0)
+
+
+class _Recorder:
+    """A transport that records what is written to it (no socket: start_relay's early path)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert not self.closed
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_nothing_after_a_bad_early_frame_reaches_the_broker() -> None:
+    # bytes that arrived while dialling are fed when the upstream is up; a bad frame among
+    # them closes the connection and what followed it is not parsed or forwarded
+    conn = ProxyConnection(lambda _t: None, None, set(), 1 << 20)  # type: ignore[arg-type]
+    client, upstream = _Recorder(), _Recorder()
+    conn.client, conn.upstream.transport = client, upstream  # type: ignore[assignment]
+    conn.cluster = _Cluster()  # type: ignore[assignment]
+    good = request(18, 3, 1, b"")
+    conn._early = [good, struct.pack(">i", -5), request(3, 1, 2, b"")]
+    conn.start_relay()
+    assert conn.closed and client.closed and upstream.closed
+    assert bytes(upstream.written) == good
