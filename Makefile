@@ -27,8 +27,8 @@ typecheck:
 demo: setup
 	$(PY) scripts/demo.py
 
-bench: setup
-	$(PY) bench/run.py
+bench: setup  # about 55 minutes; BENCH_ARGS="--rounds 3" or "--quick" for less
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

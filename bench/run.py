@@ -347,7 +347,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 round, ~4 s runs, 1000 idle connections")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; --quick: 1)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 5: runs on a shared "
+                                              "2-core machine vary by about 10 %%; --quick: 1)")
     p.add_argument("--seconds", type=float,
                    help="target length of one throughput run (default 15; --quick: 4)")
     p.add_argument("--idle-connections", type=int,
@@ -367,7 +368,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-docs", action="store_true",
                    help="do not regenerate docs/performance.md and docs/performance.png")
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.seconds = args.seconds or (4.0 if args.quick else 15.0)
     args.idle_connections = args.idle_connections or (1000 if args.quick else 10_000)
     args.paths = [x for x in args.paths.split(",") if x]
