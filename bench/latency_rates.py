@@ -4,8 +4,10 @@
 what the proxy adds depends on the load: one 3-broker cluster, an unmeasured warm-up, then for
 each round and rate bench/LatencyProbe.java runs direct and through kafka-edge (this tree,
 plaintext), in alternating order, each on a fresh topic. Medians of p50 and p99 per rate.
+``--hog P`` adds a third path: direct while a process burns P % of one core in 0.5 ms slices
+(does taking that much CPU from a saturated cluster alone add the proxy's latency?).
 
-    bench/latency_rates.py --rates 2000,10000,21300 --rounds 2
+    bench/latency_rates.py --rates 2000,10000,21300 --rounds 2 [--hog 4]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 
 from ab import PARTITIONS, RECORD_SIZE, REPLICATION, Build, start_edge
@@ -21,12 +24,25 @@ from measure import KafkaTools, LatencyResult, latency_probe, producer_perf, wai
 from paths import HOST, PortBlocks
 from peers import BENCH_DIR, REPO_ROOT
 
+HOG = """
+import sys, time
+busy = 0.0005  # s per slice
+idle = busy * (100 / float(sys.argv[1]) - 1)
+while True:
+    end = time.perf_counter() + busy
+    while time.perf_counter() < end:
+        pass
+    time.sleep(idle)
+"""
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", default="2000,10000,21300", help="records/s, comma-separated")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=12.0, help="length of one probe run")
+    ap.add_argument("--hog", type=float, default=0.0,
+                    help="also measure direct beside a process burning this %% of one core")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
@@ -49,15 +65,24 @@ def main() -> int:
                       topic="warm-up", records=400_000, record_size=RECORD_SIZE,
                       throughput=-1, client={}, timeout=600)
         paths = [("direct", cluster.bootstrap("PLAINTEXT")), ("kafka-edge", f"{HOST}:{base}")]
+        if args.hog:
+            paths.append(("direct+hog", cluster.bootstrap("PLAINTEXT")))
         for r in range(args.rounds):
             for rate in rates:
                 for name, bootstrap in paths if r % 2 == 0 else paths[::-1]:
-                    topic = f"lat-{name}-{int(rate)}-{r}"
+                    topic = f"lat-{name.replace('+', '-')}-{int(rate)}-{r}"
                     topics.create(topic, PARTITIONS, REPLICATION)
-                    res = latency_probe(tools, topic, bootstrap=bootstrap, topic=topic,
-                                        records=int(rate * args.seconds),
-                                        record_size=RECORD_SIZE, rate=rate, client={},
-                                        timeout=600)
+                    hog = (subprocess.Popen([sys.executable, "-c", HOG, str(args.hog)])
+                           if name == "direct+hog" else None)
+                    try:
+                        res = latency_probe(tools, topic, bootstrap=bootstrap, topic=topic,
+                                            records=int(rate * args.seconds),
+                                            record_size=RECORD_SIZE, rate=rate, client={},
+                                            timeout=600)
+                    finally:
+                        if hog is not None:
+                            hog.kill()
+                            hog.wait()
                     topics.delete(topic)
                     results.setdefault((rate, name), []).append(res)
                     print(f"[rates] round {r} {rate:>8,.0f}/s {name:10} p50={res.p50_ms:.3f} "
