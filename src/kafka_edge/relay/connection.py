@@ -64,7 +64,16 @@ class _ReadBuffer:
 _READ = _ReadBuffer()
 
 
-class _Side(asyncio.BufferedProtocol):
+class _SharedBufferReader(asyncio.BufferedProtocol):
+    """Both sockets of every connection read into ``_READ``."""
+
+    __slots__ = ()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
+
+
+class _Side(_SharedBufferReader):
     """One socket of a proxied connection; hands everything to the owning ``ProxyConnection``."""
 
     __slots__ = ("conn", "transport")
@@ -81,9 +90,6 @@ class UpstreamSide(_Side):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
@@ -113,7 +119,7 @@ class UpstreamSide(_Side):
         self.conn.resume_client_reading()
 
 
-class ProxyConnection(asyncio.BufferedProtocol):
+class ProxyConnection(_SharedBufferReader):
     """The client-facing protocol; owns the upstream side and both frame streams."""
 
     def __init__(
@@ -210,9 +216,6 @@ class ProxyConnection(asyncio.BufferedProtocol):
                 if self.closed:  # a bad frame: nothing after it may reach the broker
                     return
         self.resume_client_reading()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
