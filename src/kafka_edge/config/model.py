@@ -112,6 +112,9 @@ class Upstream:
     connect_timeout_s: float
     broker_address_pattern: str | None  # "b-{node}.example:9098": node N's upstream address
     discovery: Discovery
+    # hosts the edge may learn and dial besides the bootstrap hosts and the pattern's names:
+    # names, "*.domain" suffixes, IP networks; None = the bootstrap hosts' parent domains
+    allowed_hosts: tuple[str, ...] | None = None
 
     @property
     def bootstrap_addresses(self) -> tuple[HostPort, ...]:
@@ -245,6 +248,8 @@ class Limits:
     max_connections: int
     idle_timeout_s: float  # 0 = none
     drain_timeout_s: float  # on shutdown: how long open connections may take to finish
+    incomplete_frame_timeout_s: float = 30.0  # a frame left half-sent that long closes; 0 = none
+    first_request_timeout_s: float = 30.0  # no complete first frame that long after accept
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

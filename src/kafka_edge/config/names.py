@@ -173,6 +173,8 @@ def node_for_name(pattern: str, name: str) -> int | None:
     digits = name[len(prefix) : len(name) - len(suffix)]
     if not (digits.isascii() and digits.isdigit()) or (len(digits) > 1 and digits[0] == "0"):
         return None
+    if len(digits) > len(str(MAX_NODE_ID)):  # bounded before int(): a peer chose this name
+        return None
     node_id = int(digits)
     return node_id if node_id <= MAX_NODE_ID else None
 

@@ -78,6 +78,7 @@ from kafka_edge.config.names import (
     parse_host_port,
 )
 from kafka_edge.config.secret import Secret
+from kafka_edge.routing.policy import parse_allowed_host
 
 DEFAULT_HTTP_BIND = "127.0.0.1:9180"
 """Outside 9092..9156, the ports of the common "bootstrap 9092, brokers 0..63 after it" layout."""
@@ -313,7 +314,16 @@ DISCOVERY = Conv("a mapping with sasl and refresh_interval_s", _discovery)
 
 _UPSTREAM_KEYS = (
     "bootstrap_servers", "tls", "connect_timeout_s", "broker_address_pattern", "discovery",
+    "allowed_hosts",
 )
+
+
+def _allowed_host(value: str) -> str:
+    parse_allowed_host(value)
+    return value.strip()
+
+
+ALLOWED_HOST = text("a host name, *.domain, an IP address or a CIDR network", _allowed_host)
 
 
 def _upstream(value: object, at: At) -> Upstream:
@@ -323,6 +333,7 @@ def _upstream(value: object, at: At) -> Upstream:
     connect_timeout_s = s.get("connect_timeout_s", seconds(allow_zero=False), 10.0)
     broker_address_pattern = s.get("broker_address_pattern", nullable(ADDRESS_PATTERN), None)
     discovery = s.section("discovery", DISCOVERY)
+    allowed_hosts = s.get("allowed_hosts", nullable(list_of(ALLOWED_HOST, non_empty=True)), None)
     s.finish()
     return Upstream(
         bootstrap_servers=bootstrap_servers,
@@ -330,6 +341,7 @@ def _upstream(value: object, at: At) -> Upstream:
         connect_timeout_s=connect_timeout_s,
         broker_address_pattern=broker_address_pattern,
         discovery=discovery,
+        allowed_hosts=allowed_hosts,
     )
 
 
@@ -467,18 +479,23 @@ LISTENER = Conv("a mapping with name, bind and tls", _listener)
 
 
 def _limits(value: object, at: At) -> Limits:
-    keys = ("max_frame_bytes", "max_connections", "idle_timeout_s", "drain_timeout_s")
+    keys = ("max_frame_bytes", "max_connections", "idle_timeout_s", "drain_timeout_s",
+            "incomplete_frame_timeout_s", "first_request_timeout_s")
     s = Section(value, at, keys, null_is_empty=True)
     max_frame_bytes = s.get("max_frame_bytes", integer(1, 2**31 - 1), 104_857_600)
     max_connections = s.get("max_connections", integer(1), 10_000)
     idle_timeout_s = s.get("idle_timeout_s", seconds(allow_zero=True), 0.0)
     drain_timeout_s = s.get("drain_timeout_s", seconds(allow_zero=True), 30.0)
+    incomplete = s.get("incomplete_frame_timeout_s", seconds(allow_zero=True), 30.0)
+    first_request = s.get("first_request_timeout_s", seconds(allow_zero=True), 30.0)
     s.finish()
     return Limits(
         max_frame_bytes=max_frame_bytes,
         max_connections=max_connections,
         idle_timeout_s=idle_timeout_s,
         drain_timeout_s=drain_timeout_s,
+        incomplete_frame_timeout_s=incomplete,
+        first_request_timeout_s=first_request,
     )
 
 

@@ -32,11 +32,27 @@ class Metrics:
         self.sasl_v0 = Counter(
             "kafka_edge_sasl_v0_sessions", "SaslHandshake v0 exchanges (raw SASL tokens) relayed",
             ["cluster"], registry=r)
+        self.sasl_v0_refused = Counter(
+            "kafka_edge_sasl_v0_refused",
+            "SaslHandshake v0 refused because the proxy cannot follow the mechanism's raw "
+            "tokens (GSSAPI, unknown mechanisms); SaslHandshake v1 supports them",
+            ["cluster"], registry=r)
+        self.addresses_refused = Counter(
+            "kafka_edge_upstream_addresses_refused",
+            "Broker addresses named in a cluster's answers and not learned: outside the "
+            "upstream address policy (upstream.allowed_hosts)",
+            ["cluster"], registry=r)
+        self.dials_refused = Counter(
+            "kafka_edge_upstream_dials_refused",
+            "Upstream connections not attempted: the address is outside the upstream address "
+            "policy", ["cluster"], registry=r)
         self.refused = Counter(
             "kafka_edge_refused_connections", "Connections refused before relaying",
             ["listener", "reason"], registry=r)
         self.errors = Counter(
-            "kafka_edge_connection_errors", "Connections closed on an error",
+            "kafka_edge_connection_errors",
+            "Connections closed on an error, by kind: client_protocol, broker_protocol (bad "
+            "frames), timeout (a frame left half-sent, no first request), refused (SASL v0)",
             ["cluster", "kind"], registry=r)
         self.upstream_connect = Histogram(
             "kafka_edge_upstream_connect_seconds", "Time to open an upstream connection",

@@ -1,5 +1,6 @@
 """What the relay asks of the protocol layer: rewrite broker addresses, intersect ApiVersions,
-peek at request headers, and spot the SaslHandshake v0 raw-token phase.
+peek at request headers, and read the SaslHandshake v0 answer (``sasl_v0`` follows the
+raw-token phase that a successful one starts).
 
 Everything here is pure: bytes in, bytes (or None, or a small answer) out. ``payload`` always
 means one frame *without* its int32 size prefix.
@@ -62,7 +63,6 @@ __all__ = [
     "REWRITTEN_APIS",
     "AddressMapper",
     "api_versions_unsupported_response",
-    "is_plausible_request_header",
     "produce_acks",
     "request_header",
     "rewrite_api_versions",
@@ -554,39 +554,6 @@ def produce_acks_fast(buf: Buffer, pos: int, limit: int, api_version: int) -> in
     if q + 2 > limit:
         return None
     return int(INT16.unpack_from(buf, q)[0])
-
-
-def is_plausible_request_header(payload: Buffer) -> bool:
-    """Does ``payload`` start like a request the proxy knows? Used to spot the end of the
-    SaslHandshake v0 raw-token phase: an API key in ``API_KEYS``, a version within the range the
-    proxy advertises, a client_id (valid UTF-8) that fits the frame, and, for flexible
-    versions, a tagged-field section that fits too. Raw SASL tokens never pass: SCRAM and
-    OAUTHBEARER start "n,," (API key 28204), GSSAPI 0x60 or 0x05 0x04, and a PLAIN token
-    "\\0user\\0pass" would need a user name whose 2nd and 3rd bytes form a version number,
-    i.e. control characters.
-    """
-    buf = codec.as_view(payload)
-    if len(buf) < _REQUEST_HEADER + 2:
-        return False
-    api_key, api_version, _correlation_id = request_header(buf)
-    versions = _advertised_range(api_key)
-    if versions is None or not versions[0] <= api_version <= versions[1]:
-        return False
-    length = INT16.unpack_from(buf, _REQUEST_HEADER)[0]
-    if length < -1:
-        return False
-    end = _REQUEST_HEADER + 2 + max(length, 0)
-    if end > len(buf):
-        return False
-    try:
-        str(buf[_REQUEST_HEADER + 2:end], "utf-8")
-        if _is_flexible_request(api_key, api_version):
-            after = _skip_tagged_prefix(buf, end)
-            if after is None:
-                return False
-    except (UnicodeDecodeError, ProtocolError):
-        return False
-    return True
 
 
 def sasl_handshake_v0_succeeded(payload: Buffer) -> bool:

@@ -13,9 +13,14 @@ header but should touch as few bytes as possible:
   first, except Fetch v16+ (the consumer's bulk), which streams through a ``FetchWalk`` that
   holds back only its final tagged fields. Every other response streams through unbuffered.
 
-After a successful SaslHandshake v0 the client and broker exchange raw, header-less SASL tokens.
-Both streams pass such frames through verbatim until the client sends a frame that parses as a
-request header again (see ``rewrite.is_plausible_request_header``).
+Every answer is parsed as the answer to the request it answers, or the connection is closed:
+requests are tracked whatever their client id, a correlation id may not be reused while a
+request with it awaits an answer, and an answer must carry the correlation id of the oldest
+request awaiting one. After a successful SaslHandshake v0 the client and broker exchange raw,
+header-less SASL tokens; both streams follow that exchange exactly, mechanism by mechanism and
+strictly lock-step (``sasl_v0.SaslV0Exchange``), and refuse mechanisms whose exchange cannot be
+followed. Broker addresses an answer names are handed to ``learn`` once the answer has parsed
+whole; the broker directory checks them against the cluster's address policy.
 
 Neither class does I/O: bytes come in through ``feed`` and go out through the callables given at
 construction, so a test can drive a stream like a wire transcript.
@@ -35,7 +40,6 @@ from kafka_edge.protocol.rewrite import (
     REWRITTEN_APIS,
     AddressMapper,
     api_versions_unsupported_response,
-    is_plausible_request_header,
     produce_acks,
     produce_acks_fast,
     produce_has_no_endpoints,
@@ -43,8 +47,17 @@ from kafka_edge.protocol.rewrite import (
     rewrite_response,
     sasl_handshake_v0_succeeded,
 )
+from kafka_edge.protocol.sasl_v0 import (
+    FAILED,
+    HANDSHAKE,
+    SaslV0Exchange,
+    handshake_mechanism,
+    handshake_refusal,
+)
 
 Sink = Callable[[bytes | bytearray | memoryview], None]
+# learn(addresses, source): the (node id, host, port) entries one whole answer named
+Learn = Callable[[list[tuple[int, str, int]], str], object]
 Chunk = bytes | memoryview  # what a stream is fed: a read (a view of the read buffer)
 
 API_PRODUCE = 0
@@ -88,18 +101,31 @@ def _raw_frame_end(data: Chunk, pos: int, max_frame: int, side: str) -> int:
 
 
 class ConnectionState:
-    """What both directions of one connection share: requests awaiting an answer, SASL phase."""
+    """What both directions of one connection share: requests awaiting an answer, the SASL v0
+    exchange, and a reason to close once the answer being written has gone."""
 
-    __slots__ = ("in_flight", "responses_idle", "sasl_raw")
+    __slots__ = ("close_reason", "in_flight", "in_flight_ids", "responses_idle", "sasl_v0")
 
     def __init__(self) -> None:
         # Kafka answers requests on one connection in order, so a FIFO is enough:
         # (correlation id, api key, api version), appended by RequestStream as requests pass.
         self.in_flight: deque[tuple[int, int, int]] = deque()
-        self.sasl_raw = False
+        self.in_flight_ids: set[int] = set()  # their correlation ids (unique while in flight)
+        self.sasl_v0: SaslV0Exchange | None = None  # from a SaslHandshake v0 request to its end
+        self.close_reason: str | None = None
         # whether the response stream is between frames (set by ResponseStream); asked only
         # before the proxy writes an answer of its own to the client
         self.responses_idle: Callable[[], bool] = lambda: True
+
+    def expect(self, correlation_id: int, api_key: int, api_version: int) -> None:
+        """A request that will be answered has passed (ProtocolError if its correlation id is
+        already awaiting an answer: the two answers could not be told apart)."""
+        ids = self.in_flight_ids
+        if correlation_id in ids:
+            raise ProtocolError(f"client: correlation id {correlation_id} reused while a request "
+                                "with it still awaits an answer")
+        ids.add(correlation_id)
+        self.in_flight.append((correlation_id, api_key, api_version))
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
         """(api key, api version) of the request a response answers; ProtocolError if it
@@ -107,6 +133,7 @@ class ConnectionState:
         in_flight = self.in_flight
         if in_flight and in_flight[0][0] == correlation_id:
             _, api_key, api_version = in_flight.popleft()
+            self.in_flight_ids.discard(correlation_id)
             return api_key, api_version
         if not in_flight:
             raise ProtocolError(f"broker sent a response (correlation id {correlation_id}) "
@@ -119,7 +146,7 @@ class RequestStream:
     """Client -> broker: peek request headers, track them, forward the bytes."""
 
     __slots__ = ("_forward", "_max_frame", "_pending", "_remaining", "_reply", "_state",
-                 "frames")
+                 "client_id", "frames")
 
     def __init__(self, state: ConnectionState, forward: Sink, reply: Sink, max_frame: int) -> None:
         self._state = state
@@ -128,7 +155,12 @@ class RequestStream:
         self._max_frame = max_frame
         self._remaining = 0  # bytes of the current frame still to pass through
         self._pending = b""  # start of a frame whose header is not complete yet (not forwarded)
-        self.frames = 0
+        self.frames = 0  # requests and raw SASL tokens seen (their headers)
+        self.client_id: bytes | None = None  # of the first request (for log lines)
+
+    def mid_frame(self) -> bool:
+        """True when the client has sent part of a frame and not the rest."""
+        return bool(self._remaining or self._pending)
 
     def feed(self, data: Chunk) -> None:
         n = len(data)
@@ -149,17 +181,26 @@ class RequestStream:
         state = self._state
         in_flight = state.in_flight
         while pos < n:
-            if state.sasl_raw:
-                # A raw SASL token, or the first request after the raw phase: look at it whole.
+            sasl = state.sasl_v0
+            if sasl is not None:
+                # a raw SASL token (lock-step with the broker's), or nothing at all
                 if n - pos < 4:
                     break
-                end = _raw_frame_end(data, pos, self._max_frame, "client")
+                size = _I32.unpack_from(data, pos)[0]
+                if size < 0 or size > self._max_frame:
+                    raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
+                if sasl.phase == HANDSHAKE:
+                    raise ProtocolError("client: a frame sent before the answer to its "
+                                        "SaslHandshake v0 request")
+                sasl.client_token(size)
+                self.frames += 1
+                end = pos + 4 + size
                 if end > n:
+                    self._remaining = end - n
+                    pos = n
                     break
-                if not is_plausible_request_header(memoryview(data)[pos + 4:end]):
-                    pos = end
-                    continue
-                state.sasl_raw = False
+                pos = end
+                continue
             if n - pos < 12:
                 if n - pos >= 4:
                     self._check_size(data, pos)
@@ -168,6 +209,8 @@ class RequestStream:
             if size < 8 or size > self._max_frame:
                 raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
             end = pos + 4 + size
+            if self.client_id is None:
+                self._note_client_id(data, pos, end if end < n else n)
             if api_key == API_API_VERSIONS and api_version > MAX_API_VERSIONS_VERSION:
                 if end > n:
                     break
@@ -181,6 +224,7 @@ class RequestStream:
                     self._forward(memoryview(data)[out_start:pos])
                 answer = api_versions_unsupported_response(correlation_id)
                 self._reply(_I32.pack(len(answer)) + answer)
+                self.frames += 1
                 pos = out_start = end
                 continue
             if api_key == API_PRODUCE:
@@ -193,9 +237,15 @@ class RequestStream:
                             raise ProtocolError("client: cannot parse Produce request header")
                         break
                 if acks != 0:
-                    in_flight.append((correlation_id, api_key, api_version))
+                    state.expect(correlation_id, api_key, api_version)
+            elif api_key == API_SASL_HANDSHAKE and api_version == 0:
+                if end > n:
+                    break  # small: wait for all of it (the mechanism decides what follows)
+                mechanism = handshake_mechanism(memoryview(data)[pos + 4:end])
+                state.expect(correlation_id, api_key, api_version)
+                state.sasl_v0 = SaslV0Exchange(mechanism)
             else:
-                in_flight.append((correlation_id, api_key, api_version))
+                state.expect(correlation_id, api_key, api_version)
             self.frames += 1
             if end > n:
                 self._remaining = end - n
@@ -204,13 +254,23 @@ class RequestStream:
             pos = end
         if pos < n:
             self._pending = bytes(data[pos:])
-            if len(self._pending) > _MAX_PEEK and not state.sasl_raw:
+            if len(self._pending) > _MAX_PEEK:
                 raise ProtocolError("client: request header does not fit the peek buffer")
         if pos > out_start:
             if out_start == 0 and pos == n:
                 self._forward(data)
             else:
                 self._forward(memoryview(data)[out_start:pos])
+
+    def _note_client_id(self, data: Chunk, pos: int, limit: int) -> None:
+        """Keep the first request's client id (whatever its bytes) for log lines."""
+        if pos + 14 > limit:
+            return
+        length = int.from_bytes(data[pos + 12:pos + 14], "big", signed=True)
+        if length < 0:
+            self.client_id = b""
+        elif pos + 14 + length <= limit:
+            self.client_id = bytes(data[pos + 14:pos + 14 + min(length, 256)])
 
     def _check_size(self, data: Chunk, pos: int) -> None:
         size = _I32.unpack_from(data, pos)[0]
@@ -221,15 +281,17 @@ class RequestStream:
 class ResponseStream:
     """Broker -> client: rewrite address-bearing responses, stream everything else through."""
 
-    __slots__ = ("_collect", "_collect_key", "_forward", "_mapper", "_max_frame", "_pending",
-                 "_remaining", "_state", "_walk", "endpoints_dropped", "rewritten",
-                 "sasl_handshakes", "sasl_v0_sessions")
+    __slots__ = ("_collect", "_collect_key", "_edge", "_forward", "_learn", "_learned",
+                 "_max_frame", "_pending", "_remaining", "_state", "_walk", "endpoints_dropped",
+                 "rewritten", "sasl_handshakes", "sasl_v0_refused", "sasl_v0_sessions")
 
     def __init__(self, state: ConnectionState, forward: Sink, mapper: AddressMapper,
-                 max_frame: int) -> None:
+                 max_frame: int, learn: Learn | None = None) -> None:
         self._state = state
         self._forward = forward
-        self._mapper = mapper
+        self._edge = mapper
+        self._learn = learn
+        self._learned: list[tuple[int, str, int]] = []  # addresses of the answer being parsed
         self._max_frame = max_frame
         self._remaining = 0          # bytes of a pass-through frame still to stream
         self._pending = b""          # a partial size + correlation id
@@ -238,9 +300,24 @@ class ResponseStream:
         self._walk: FetchWalk | None = None  # a Fetch v16+ answer streaming through
         self.rewritten: dict[int, int] = {}  # api key -> responses rewritten (not yet reported)
         self.sasl_v0_sessions = 0  # raw-token SASL phases seen (not yet reported)
+        self.sasl_v0_refused = 0  # SaslHandshake v0 refused: mechanism not followable
         self.sasl_handshakes = 0  # SaslHandshake answers relayed (not yet reported)
         self.endpoints_dropped = 0  # NodeEndpoints left out: no room (not yet reported)
         state.responses_idle = self.between_frames
+
+    def _map(self, node_id: int, host: str, port: int, is_broker: bool) -> tuple[str, int]:
+        """The mapper handed to the codecs: note a broker's address, return the edge's."""
+        if is_broker:
+            self._learned.append((node_id, host, port))
+        return self._edge(node_id, host, port, is_broker)
+
+    def _commit(self, key: int) -> None:
+        """The answer parsed whole: hand the addresses it named to ``learn``."""
+        learned = self._learned
+        if learned:
+            self._learned = []
+            if self._learn is not None:
+                self._learn(learned, f"a {_api_name(key)} answer")
 
     def between_frames(self) -> bool:
         """True when no response is partly forwarded, held or walked."""
@@ -290,11 +367,15 @@ class ResponseStream:
                 n = len(data)
         state = self._state
         while pos < n:
-            if state.sasl_raw:
-                # Raw SASL tokens from the broker: no header, possibly empty; pass them through.
+            sasl = state.sasl_v0
+            if sasl is not None and sasl.raw:
+                # A raw SASL token from the broker (no header, possibly empty), in lock-step.
                 if n - pos < 4:
                     break
                 end = _raw_frame_end(data, pos, self._max_frame, "broker")
+                sasl.broker_token(end - pos - 4)
+                if sasl.done:
+                    state.sasl_v0 = None
                 if end > n:
                     self._remaining = end - n
                     pos = n
@@ -325,7 +406,7 @@ class ResponseStream:
                     pos = end  # unchanged: stays in the region forwarded in one write
                     continue
                 if key == API_FETCH and version >= FIRST_STREAMED_VERSION:
-                    walk = FetchWalk(size, version, self._mapper)
+                    walk = FetchWalk(size, version, self._map)
                     self._walk = walk
                     self._walk_feed(walk, memoryview(data), out_start, pos + 4)
                     return
@@ -364,6 +445,7 @@ class ResponseStream:
             self._forward(tail)
         if walk.done:
             self._walk = None
+            self._commit(API_FETCH)
             if walk.rewritten:
                 self.rewritten[API_FETCH] = self.rewritten.get(API_FETCH, 0) + 1
             if walk.dropped:
@@ -381,13 +463,36 @@ class ResponseStream:
             new: bytes | None = rewrite_api_versions(version, payload)
         elif key == API_SASL_HANDSHAKE:
             self.sasl_handshakes += 1
-            if version == 0 and sasl_handshake_v0_succeeded(payload):
-                self._state.sasl_raw = True
-                self.sasl_v0_sessions += 1
-            return None
+            return self._sasl_handshake(version, payload)
         else:
-            new = rewrite_response(key, version, payload, self._mapper)
+            new = rewrite_response(key, version, payload, self._map)
+            self._commit(key)
         if new is None:
             return None
         self.rewritten[key] = self.rewritten.get(key, 0) + 1
         return _I32.pack(len(new)) + new
+
+    def _sasl_handshake(self, version: int, payload: memoryview) -> bytes | None:
+        if version != 0:
+            return None
+        state = self._state
+        sasl = state.sasl_v0
+        if sasl is None:
+            raise ProtocolError("broker: a SaslHandshake v0 answer without its request")
+        sasl.handshake_answered(sasl_handshake_v0_succeeded(payload))
+        if sasl.phase == FAILED:  # succeeded upstream, but its raw tokens cannot be followed
+            self.sasl_v0_refused += 1
+            state.close_reason = (
+                f"SASL mechanism {sasl.mechanism!r} refused for SaslHandshake v0 (the proxy "
+                "cannot follow its raw tokens; clients can use SaslHandshake v1)")
+            return handshake_refusal(payload)
+        if sasl.done:  # refused by the broker, which closes the connection
+            state.sasl_v0 = None
+        else:
+            self.sasl_v0_sessions += 1
+        return None
+
+
+def _api_name(api_key: int) -> str:
+    spec = API_KEYS.get(api_key)
+    return spec.name if spec is not None else f"API {api_key}"

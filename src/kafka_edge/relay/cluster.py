@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.relay.discovery import DiscoveryCredentials, discover
-from kafka_edge.routing.directory import Address, BrokerDirectory
+from kafka_edge.routing.directory import Address, BrokerDirectory, Learned, shorten
+from kafka_edge.routing.policy import UpstreamPolicy
 from kafka_edge.tls.context import upstream_context
 
 if TYPE_CHECKING:
@@ -42,7 +43,11 @@ class ClusterRuntime:
         self.directory = BrokerDirectory(
             bootstrap=up.bootstrap_addresses,
             edge_address=self.edge_address,
+            policy=UpstreamPolicy(bootstrap_hosts=[h for h, _ in up.bootstrap_addresses],
+                                  allowed_hosts=up.allowed_hosts,
+                                  broker_address_pattern=up.broker_address_pattern),
             pattern=up.pattern_address if up.broker_address_pattern else None,
+            name=self.name,
         )
         sasl = up.discovery.sasl
         self.credentials = (
@@ -75,6 +80,18 @@ class ClusterRuntime:
             return pr.advertised_host, 0
         return pr.advertised_host, pr.advertised_port_for_node(node_id)
 
+    def map_address(self, node_id: int, host: str, port: int, is_broker: bool) -> Address:
+        """The codecs' AddressMapper: every address in an answer becomes the edge's."""
+        return self.edge_address(node_id)
+
+    def learn(self, entries: list[Learned], source: str) -> bool:
+        """Broker addresses one whole answer named (relayed or asked by discovery)."""
+        before = self.directory.refused
+        ok = self.directory.learn_answer(entries, source)
+        if not ok:
+            self.metrics.addresses_refused.labels(self.name).inc(self.directory.refused - before)
+        return ok
+
     @property
     def sni_advertised_port(self) -> int:
         sni = self.config.sni_routing
@@ -102,6 +119,15 @@ class ClusterRuntime:
         loop = asyncio.get_running_loop()
         last: BaseException | None = None
         for host, port in candidates:
+            if not self.directory.is_allowed((host, port)):
+                # defence in depth: the directory only learns allowed addresses
+                self.metrics.dials_refused.labels(self.name).inc()
+                log.error("cluster %s: refused to dial %s:%d: outside the upstream address "
+                          "policy (%s)", self.name, shorten(host), port,
+                          self.directory.policy.description)
+                last = PermissionError(f"{shorten(host)}:{port} is outside the upstream "
+                                       "address policy")
+                continue
             started = time.monotonic()
             try:
                 await asyncio.wait_for(
@@ -133,7 +159,7 @@ class ClusterRuntime:
         self._last_discovery = time.monotonic()
         for address in self.directory.bootstrap:
             try:
-                seen = await discover(self.directory, address, tls=self.tls,
+                seen = await discover(self.directory, address, learn=self.learn, tls=self.tls,
                                       credentials=self.credentials,
                                       timeout=self.connect_timeout)
             except Exception as exc:
@@ -156,6 +182,9 @@ class ClusterRuntime:
         self.metrics.connections.labels(
             self.name, "bootstrap" if conn.node_id is None else "broker").inc()
         self._active.inc()
+
+    def on_error(self, kind: str) -> None:
+        self.metrics.errors.labels(self.name, kind).inc()
 
     def on_close(self, conn: ProxyConnection, reason: str) -> None:
         self._active.dec()
@@ -180,6 +209,9 @@ class ClusterRuntime:
         if conn.requests is not None and conn.responses.sasl_handshakes:
             self.metrics.sasl_handshakes.labels(self.name).inc(conn.responses.sasl_handshakes)
             conn.responses.sasl_handshakes = 0
+        if conn.requests is not None and conn.responses.sasl_v0_refused:
+            self.metrics.sasl_v0_refused.labels(self.name).inc(conn.responses.sasl_v0_refused)
+            conn.responses.sasl_v0_refused = 0
         if conn.requests is not None and conn.responses.sasl_v0_sessions:
             self.metrics.sasl_v0.labels(self.name).inc(conn.responses.sasl_v0_sessions)
             conn.responses.sasl_v0_sessions = 0

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+from kafka_edge.routing.directory import shorten
 
 if TYPE_CHECKING:
     from kafka_edge.relay.cluster import ClusterRuntime
@@ -99,11 +101,13 @@ class UpstreamSide(_Side):
             conn.responses.feed(read.view[:nbytes])
         except ProtocolError as exc:
             read.renew()  # close() below flushes what was queued, maybe views of the buffer
-            conn.fail(f"bad frame from broker: {exc}")
+            conn.fail(f"bad frame from broker: {exc}", kind="broker_protocol")
             return
         client = conn.client
         if client is not None and client.get_write_buffer_size():
             read.renew()
+        if conn.state.close_reason is not None:  # e.g. a refused SASL mechanism, answer sent
+            conn.fail(conn.state.close_reason, kind="refused")
 
     def eof_received(self) -> bool | None:
         self.conn.close("broker closed the connection")
@@ -136,6 +140,8 @@ class ProxyConnection(_SharedBufferReader):
         self._max_frame = max_frame
         self._max_connections = max_connections
         self.idle_since = (-1, 0.0)  # (bytes moved, when first seen at that count): housekeeping
+        self.up_since = (-1, 0.0)  # (bytes from the client, when first seen at that count)
+        self.accepted_at = time.monotonic()
         self.client: asyncio.Transport | None = None
         self.upstream = UpstreamSide(self)
         self.cluster: ClusterRuntime | None = None
@@ -207,8 +213,8 @@ class ProxyConnection(_SharedBufferReader):
             return
         up_write = self.upstream.transport.write
         self.requests = RequestStream(self.state, up_write, self.client.write, self._max_frame)
-        self.responses = ResponseStream(self.state, self.client.write,
-                                        self.cluster.directory.map_address, self._max_frame)
+        self.responses = ResponseStream(self.state, self.client.write, self.cluster.map_address,
+                                        self._max_frame, learn=self.cluster.learn)
         if self._early:  # uvloop may deliver data before a pause in connection_made takes hold
             early, self._early = self._early, []
             for chunk in early:
@@ -231,7 +237,7 @@ class ProxyConnection(_SharedBufferReader):
             requests.feed(data)
         except ProtocolError as exc:
             _READ.renew()  # close() flushes what was queued, maybe views of the buffer
-            self.fail(f"bad frame from client: {exc}")
+            self.fail(f"bad frame from client: {exc}", kind="client_protocol")
             return
         up = self.upstream.transport
         if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
@@ -243,6 +249,11 @@ class ProxyConnection(_SharedBufferReader):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close("client connection lost" + (f": {exc}" if exc else ""), level=logging.DEBUG)
+
+    @property
+    def client_paused(self) -> bool:
+        """Whether the proxy holds the client's reads back (flow control or dialling)."""
+        return self._client_paused
 
     # -- flow control ----------------------------------------------------------------------
 
@@ -270,7 +281,13 @@ class ProxyConnection(_SharedBufferReader):
 
     # -- teardown ----------------------------------------------------------------------------
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, kind: str) -> None:
+        """Close on an error of ``kind`` (client_protocol, broker_protocol, timeout, refused):
+        logged as a warning and counted."""
+        if self.closed:
+            return
+        if self.cluster is not None:
+            self.cluster.on_error(kind)
         self.close(reason, level=logging.WARNING)
 
     def close(self, reason: str, *, level: int = logging.INFO) -> None:
@@ -284,7 +301,8 @@ class ProxyConnection(_SharedBufferReader):
                        "cluster": cluster.name if cluster else None,
                        "node": self.node_id,
                        "bytes_up": self.bytes_up, "bytes_down": self.bytes_down,
-                       "requests": self.requests.frames if self.requests else 0})
+                       "requests": self.requests.frames if self.requests else 0,
+                       "client_id": self._client_id()})
         if cluster is not None:
             cluster.on_close(self, reason)
         task = self._task
@@ -295,6 +313,13 @@ class ProxyConnection(_SharedBufferReader):
             self.client.close()
         if self.upstream.transport is not None:
             self.upstream.transport.close()
+
+    def _client_id(self) -> str | None:
+        """The first request's client id for log lines: escaped (it is any bytes), shortened."""
+        raw = self.requests.client_id if self.requests is not None else None
+        if raw is None:
+            return None
+        return shorten(raw.decode("utf-8", "backslashreplace"), 64)
 
     def abort(self) -> None:
         """Hard close (shutdown timeout)."""

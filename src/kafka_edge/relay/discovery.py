@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.rewrite import rewrite_response
 from kafka_edge.protocol.scram import ScramClient
-from kafka_edge.routing.directory import Address, BrokerDirectory
+from kafka_edge.routing.directory import Address, BrokerDirectory, Learned
 
 _CLIENT_ID = b"kafka-edge-discovery"
 API_METADATA, API_SASL_HANDSHAKE, API_SASL_AUTHENTICATE = 3, 17, 36
@@ -88,11 +89,13 @@ async def discover(
     directory: BrokerDirectory,
     address: Address,
     *,
+    learn: Callable[[list[Learned], str], bool],
     tls: ssl.SSLContext | None,
     credentials: DiscoveryCredentials | None,
     timeout: float,
 ) -> dict[int, Address]:
-    """Ask the cluster at ``address`` for its brokers; the directory learns them."""
+    """Ask the cluster at ``address`` for its brokers; ``learn`` gets the addresses (all or
+    nothing: outside the upstream address policy, nothing is learned)."""
     host, port = address
 
     async def run() -> dict[int, Address]:
@@ -105,15 +108,18 @@ async def discover(
                 await _authenticate(conn, credentials)
             body = struct.pack(">i?", 0, False)  # no topics, no auto-creation
             payload = await conn.call(API_METADATA, METADATA_VERSION, body)
-            seen: dict[int, Address] = {}
+            named: list[Learned] = []
 
-            def learn(node_id: int, h: str, p: int, is_broker: bool) -> tuple[str, int]:
+            def note(node_id: int, h: str, p: int, is_broker: bool) -> tuple[str, int]:
                 if is_broker:
-                    seen[node_id] = (h, p)
-                return directory.map_address(node_id, h, p, is_broker)
+                    named.append((node_id, h, p))
+                return directory.edge_address(node_id)
 
-            rewrite_response(API_METADATA, METADATA_VERSION, payload, learn)
-            return seen
+            rewrite_response(API_METADATA, METADATA_VERSION, payload, note)
+            if not learn(named, "the discovery Metadata answer"):
+                raise ProtocolError("the cluster's metadata names addresses outside the "
+                                    "upstream address policy (see the log line before)")
+            return {node_id: (h, p) for node_id, h, p in named}
         finally:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):

@@ -23,6 +23,7 @@ from kafka_edge.observability.http import HealthServer
 from kafka_edge.observability.metrics import Metrics
 from kafka_edge.relay.cluster import ClusterRuntime
 from kafka_edge.relay.connection import ProxyConnection, Route
+from kafka_edge.routing.directory import shorten
 from kafka_edge.tls.clienthello import (
     ALERT_HANDSHAKE_FAILURE,
     ALERT_UNRECOGNIZED_NAME,
@@ -154,7 +155,11 @@ class Proxy:
 
     def resolve_name(self, listener: str, server_name: str) -> Route | None:
         """SNI name -> (cluster, target) among the clusters routed on ``listener``."""
-        name = server_name.lower().rstrip(".")
+        name = server_name.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        if not name.isascii() or len(name) > 253:
+            return None  # configured names are ASCII DNS names (checked at load)
         for cluster in self.clusters.values():
             sni = cluster.config.sni_routing
             if sni is None or sni.listener != listener:
@@ -240,11 +245,16 @@ class Proxy:
                 _refuse(sock, ALERT_HANDSHAKE_FAILURE)
                 return
         else:
-            route = self.resolve_name(listener.name, name)
+            try:
+                route = self.resolve_name(listener.name, name)
+            except Exception:  # a routing bug must not leave the client without an answer
+                log.exception("routing failed for server name %s", shorten(name),
+                              extra={"peer": peer})
+                route = None
             if route is None:
                 self.metrics.refused.labels(listener.name, "unknown_sni").inc()
-                log.warning("refused TLS server name %r: no cluster on listener %s", name,
-                            listener.name, extra={"peer": peer})
+                log.warning("refused TLS server name '%s': no cluster on listener %s",
+                            shorten(name), listener.name, extra={"peer": peer})
                 _refuse(sock, ALERT_UNRECOGNIZED_NAME)
                 return
         ctx = (endpoint.context_for(name) if name else None) or endpoint.base
@@ -290,16 +300,23 @@ class Proxy:
         return self.ready and not self.draining, detail
 
     async def _housekeeping(self) -> None:
-        """Certificate file watch (polling: portable, no extra dependency) and upstream probes."""
+        """Certificate file watch (polling: portable, no extra dependency), metrics flush, and
+        the per-connection timeouts (half-sent frames, first request, idle)."""
         while True:
             await asyncio.sleep(1.0)
             if any(t.changed() for t in self._tls):
                 self.reload_certificates()
             now = time.monotonic()
-            idle_timeout = self.config.limits.idle_timeout_s
+            limits = self.config.limits
+            idle_timeout = limits.idle_timeout_s
             for conn in list(self.connections):
                 if conn.cluster is not None:
                     conn.cluster.flush(conn)
+                stuck = _stuck_client(conn, now, limits.incomplete_frame_timeout_s,
+                                      limits.first_request_timeout_s)
+                if stuck is not None:
+                    conn.fail(stuck, kind="timeout")
+                    continue
                 if idle_timeout > 0:
                     # idle = no byte moved either way; compared here, not on the hot path
                     moved = conn.bytes_up + conn.bytes_down
@@ -339,6 +356,31 @@ class Proxy:
         if self._health is not None:
             await self._health.stop()
         self.ready = False
+
+
+def _stuck_client(conn: ProxyConnection, now: float, incomplete_frame_timeout: float,
+                  first_request_timeout: float) -> str | None:
+    """Why ``conn`` should be closed for a client that stopped half way, or None.
+
+    A client that leaves a frame half-sent (and is not held back by the proxy's own flow
+    control) or has not sent a whole first frame holds two sockets and a peek buffer for
+    nothing; Kafka clients send their first request at once and frames whole."""
+    requests = conn.requests
+    if requests is None or conn.closed:
+        return None  # still dialling: the connect timeout applies
+    moved = conn.bytes_up
+    if conn.up_since[0] != moved:
+        conn.up_since = (moved, now)
+    mid_frame = requests.mid_frame()
+    if (first_request_timeout > 0 and now - conn.accepted_at >= first_request_timeout
+            and (requests.frames == 0 or (requests.frames == 1 and mid_frame))):
+        return (f"no complete request within {first_request_timeout:g} s of connecting "
+                "(limits.first_request_timeout_s)")
+    if (incomplete_frame_timeout > 0 and mid_frame and not conn.client_paused
+            and now - conn.up_since[1] >= incomplete_frame_timeout):
+        return (f"a frame left half-sent for {incomplete_frame_timeout:g} s "
+                "(limits.incomplete_frame_timeout_s)")
+    return None
 
 
 async def _dial(conn: ProxyConnection, cluster: ClusterRuntime, node_id: int | None) -> None:

@@ -24,7 +24,8 @@ class NotTls(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
-    server_name: str | None  # lowercased host name, None when the client sent no SNI
+    server_name: str | None  # lowercased host name, None when the client sent no SNI (a name
+    # that is not ASCII is kept as Latin-1 text: it matches no configured name)
 
 
 def parse_client_hello(data: bytes) -> ClientHello | None:
@@ -79,12 +80,20 @@ def _server_name(body: bytes) -> str | None:
                 if len(name) != name_len:
                     break
                 if name_type == 0:
-                    return name.decode("ascii").lower().rstrip(".")
+                    return _host_name(name)
                 p += 3 + name_len
             raise NotTls("malformed server_name extension")
     except (IndexError, UnicodeDecodeError) as exc:
         raise NotTls(f"malformed ClientHello: {exc}") from None
     return None
+
+
+def _host_name(raw: bytes) -> str:
+    """The SNI host name, lowercased, one trailing dot removed. A name that is not ASCII (RFC
+    6066 wants A-labels) is kept, byte for byte as Latin-1, so that it is refused by routing
+    with an alert like any other name that routes nowhere, rather than taken for "not TLS"."""
+    name = raw.decode("ascii").lower() if raw.isascii() else raw.decode("latin-1")
+    return name[:-1] if name.endswith(".") else name
 
 
 def _describe(data: bytes) -> str:

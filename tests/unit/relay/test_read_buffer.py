@@ -15,7 +15,6 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable, Coroutine
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,7 +35,15 @@ def response(corr: int, body: bytes) -> bytes:
 
 class _Cluster:
     name = "t"
-    directory = SimpleNamespace(map_address=lambda node, host, port, broker: (host, port))
+
+    def map_address(self, node: int, host: str, port: int, broker: bool) -> tuple[str, int]:
+        return host, port
+
+    def learn(self, entries: object, source: str) -> bool:
+        return True
+
+    def on_error(self, kind: str) -> None:
+        pass
 
     def on_accept(self, conn: ProxyConnection) -> None:
         pass

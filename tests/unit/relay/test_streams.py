@@ -150,7 +150,7 @@ def test_sasl_handshake_v0_raw_phase_passes_tokens_verbatim() -> None:
     w.requests.feed(request(17, 0, 1, struct.pack(">h", 5) + b"PLAIN"))
     # SaslHandshake v0 response: error 0, mechanisms ["PLAIN"]
     w.responses.feed(response(1, struct.pack(">hih", 0, 1, 5) + b"PLAIN"))
-    assert w.state.sasl_raw
+    assert w.state.sasl_v0 is not None and w.state.sasl_v0.raw
     token = b"\0Alice\0secret-password"
     raw = struct.pack(">i", len(token)) + token
     w.requests.feed(raw)
@@ -159,8 +159,8 @@ def test_sasl_handshake_v0_raw_phase_passes_tokens_verbatim() -> None:
     w.responses.feed(empty)
     assert w.to_client[-1] == empty
     # the next frame is a Kafka request again and is tracked
+    assert w.state.sasl_v0 is None  # PLAIN: one round
     w.requests.feed(request(3, 1, 2, struct.pack(">i", 0)))
-    assert not w.state.sasl_raw
     assert [c for c, _, _ in w.state.in_flight] == [2]
 
 
@@ -168,7 +168,7 @@ def test_sasl_handshake_v1_does_not_enter_raw_phase() -> None:
     w = Wire()
     w.requests.feed(request(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
     w.responses.feed(response(1, struct.pack(">hih", 0, 1, 5) + b"PLAIN"))
-    assert not w.state.sasl_raw
+    assert w.state.sasl_v0 is None
 
 
 def metadata_v1_response(corr: int, brokers: list[tuple[int, str, int]]) -> bytes:
