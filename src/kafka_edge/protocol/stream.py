@@ -162,6 +162,10 @@ class RequestStream:
         """True when the client has sent part of a frame and not the rest."""
         return bool(self._remaining or self._pending)
 
+    def first_frame_done(self) -> bool:
+        """True once the client has sent one whole frame."""
+        return self.frames > 1 or (self.frames == 1 and not self._remaining)
+
     def feed(self, data: Chunk) -> None:
         n = len(data)
         pos = 0

@@ -158,7 +158,7 @@ class Proxy:
         name = server_name.lower()
         if name.endswith("."):
             name = name[:-1]
-        if not name.isascii() or len(name) > 253:
+        if not name.isascii() or len(name) > 253 or name.endswith("."):
             return None  # configured names are ASCII DNS names (checked at load)
         for cluster in self.clusters.values():
             sni = cluster.config.sni_routing
@@ -373,7 +373,7 @@ def _stuck_client(conn: ProxyConnection, now: float, incomplete_frame_timeout: f
         conn.up_since = (moved, now)
     mid_frame = requests.mid_frame()
     if (first_request_timeout > 0 and now - conn.accepted_at >= first_request_timeout
-            and (requests.frames == 0 or (requests.frames == 1 and mid_frame))):
+            and not requests.first_frame_done()):
         return (f"no complete request within {first_request_timeout:g} s of connecting "
                 "(limits.first_request_timeout_s)")
     if (incomplete_frame_timeout > 0 and mid_frame and not conn.client_paused

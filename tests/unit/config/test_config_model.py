@@ -155,6 +155,8 @@ def test_defaults(harness) -> None:
     )
     assert (config.limits.max_frame_bytes, config.limits.max_connections) == (104_857_600, 10_000)
     assert (config.limits.idle_timeout_s, config.limits.drain_timeout_s) == (0.0, 30.0)
+    assert (config.limits.incomplete_frame_timeout_s,
+            config.limits.first_request_timeout_s) == (30.0, 30.0)
     assert config.observability.http_bind == DEFAULT_HTTP_BIND
     assert (config.observability.log_level, config.observability.log_format) == ("info", "text")
 
