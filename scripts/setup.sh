@@ -72,4 +72,19 @@ for v in $KAFKA_VERSIONS; do
     -Dout="$PWD/$dir" dependency:copy-dependencies
   touch ".cache/kafka/$v/.complete"
 done
+
+# 5. Go test programs (testbed/go: sarama with SaslHandshake v0), built once into .cache/go-bin
+#    (modules and build cache in .cache/go; `go` from PATH or /usr/local/go/bin)
+if .venv/bin/python -m testbed.gobuild --check >/dev/null; then
+  say "Go test programs built"
+else
+  say "building Go test programs (testbed/go) into .cache/go-bin"
+  rc=0
+  .venv/bin/python -m testbed.gobuild >/dev/null || rc=$?
+  if [ "$rc" = 2 ]; then
+    say "WARNING: no Go toolchain (go on PATH or /usr/local/go/bin/go); tests needing it will skip"
+  elif [ "$rc" != 0 ]; then
+    exit 1
+  fi
+fi
 say "done"
