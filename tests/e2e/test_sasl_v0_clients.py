@@ -6,8 +6,8 @@ the custom names to the edge's loopback address itself, ``--resolve``, while TLS
 the names).
 
 The client is ``testbed/go/sarama_v0`` (built once into ``.cache/go-bin`` by
-:mod:`testbed.gobuild`; without a Go toolchain the tests skip, and fail under CI). Its password comes from an
-environment variable, never from the command line.
+:mod:`testbed.gobuild`; without a Go toolchain the tests skip, and fail under CI). Its password
+comes from an environment variable, never from the command line.
 """
 
 from __future__ import annotations

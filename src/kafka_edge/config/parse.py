@@ -468,6 +468,9 @@ def _listener(value: object, at: At) -> Listener:
     tls = s.get("tls", SERVER_TLS)
     default_cluster = s.get("default_cluster", nullable(NAME), None)
     proxy_protocol = s.get("proxy_protocol", BOOLEAN, False)
+    if proxy_protocol is True:
+        s.fail("proxy_protocol", "expected false: PROXY protocol is not implemented yet (a load "
+                                 "balancer sending PROXY headers would break every connection)")
     s.finish()
     return Listener(
         name=name, bind=bind, tls=tls, default_cluster=default_cluster,

@@ -16,13 +16,13 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from kafka_edge.relay.process import serve
+
 if TYPE_CHECKING:
     from kafka_edge.config import Config
 
 
 def run_workers(config: Config, workers: int) -> int:
-    from kafka_edge.cli import serve
-
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()

@@ -91,6 +91,7 @@ CASES = [
     Case(f"{SASL}.mechanism", "SCRAM-SHA-1", 'expected one of "SCRAM-SHA-512", "SCRAM-SHA-256"'),
     Case(f"{SASL}.mechanism", "scram-sha-512", 'did you mean "SCRAM-SHA-512"?'),
     Case("listeners[0].proxy_protocol", "no", "expected true or false"),
+    Case("listeners[0].proxy_protocol", True, "PROXY protocol is not implemented"),
     Case(f"{UP_TLS}.verify_hostname", "yes please", "expected true or false"),
     Case("clusters[0].aws_region", "US-EAST-1", 'an AWS region such as "us-east-1"'),
     # unknown keys

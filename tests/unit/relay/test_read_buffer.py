@@ -53,7 +53,8 @@ class _Cluster:
 
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
-# the proxy runs on uvloop; on a platform without it (cli.serve falls back) on asyncio's loop
+# the proxy runs on uvloop; on a platform without it (relay.process.serve falls back) on
+# asyncio's loop
 LOOPS = pytest.mark.parametrize("run", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
 
 
