@@ -162,6 +162,22 @@ class RequestStream:
         """True when the client has sent part of a frame and not the rest."""
         return bool(self._remaining or self._pending)
 
+    def feed_to_boundary(self, data: Chunk) -> bool:
+        """While draining: forward only the rest of a request already partly forwarded; True
+        once the stream is between frames (then nothing more is forwarded). A frame whose
+        header has not been forwarded yet is dropped: the broker never sees it, so the client
+        retries it on its next connection."""
+        remaining = self._remaining
+        if remaining:
+            take = remaining if remaining < len(data) else len(data)
+            self._remaining = remaining - take
+            if take:
+                self._forward(data if take == len(data) else memoryview(data)[:take])
+            if self._remaining:
+                return False
+        self._pending = b""
+        return True
+
     def first_frame_done(self) -> bool:
         """True once the client has sent one whole frame."""
         return self.frames > 1 or (self.frames == 1 and not self._remaining)

@@ -159,6 +159,8 @@ class ProxyConnection(_SharedBufferReader):
         self._client_paused = False
         self._upstream_paused = False
         self._early: list[bytes] = []
+        self.draining = False  # the proxy is shutting down: finish what is in flight, then close
+        self._requests_stopped = False
 
     # -- client socket events -------------------------------------------------------------
 
@@ -233,6 +235,9 @@ class ProxyConnection(_SharedBufferReader):
 
     def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
+        if self.draining:
+            self._feed_draining(requests, data)
+            return
         try:
             requests.feed(data)
         except ProtocolError as exc:
@@ -242,6 +247,40 @@ class ProxyConnection(_SharedBufferReader):
         up = self.upstream.transport
         if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
             _READ.renew()
+
+    # -- draining ------------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop taking requests at the next frame boundary; ``drained`` tells when the answers
+        to those already forwarded have all been written, so closing cuts nothing."""
+        if self.draining or self.closed:
+            return
+        self.draining = True
+        requests = self.requests
+        if requests is None:
+            return  # still dialling: nothing has reached the broker
+        if requests.feed_to_boundary(b""):  # between frames (a partial header is dropped)
+            self._stop_client_reads()
+
+    def _feed_draining(self, requests: RequestStream, data: bytes | memoryview) -> None:
+        if requests.feed_to_boundary(data):
+            self._stop_client_reads()
+
+    def _stop_client_reads(self) -> None:
+        self._requests_stopped = True
+        if self.client is not None and not self._client_paused:
+            self._client_paused = True
+            self.client.pause_reading()
+
+    def drained(self) -> bool:
+        """Draining and nothing in flight: no request partly sent or awaiting its answer, no
+        answer partly written."""
+        if not self.draining:
+            return False
+        if self.requests is None:
+            return True
+        return (self._requests_stopped and not self.state.in_flight
+                and self.responses.between_frames())
 
     def eof_received(self) -> bool | None:
         self.close("client closed the connection", level=logging.DEBUG)
@@ -275,6 +314,8 @@ class ProxyConnection(_SharedBufferReader):
             self.client.pause_reading()
 
     def resume_client_reading(self) -> None:
+        if self._requests_stopped:
+            return  # draining: no more requests
         if self.client is not None and self._client_paused and self.requests is not None:
             self._client_paused = False
             self.client.resume_reading()

@@ -338,11 +338,14 @@ class Proxy:
         for sock in self._sni_sockets:
             sock.close()
         deadline = time.monotonic() + timeout
+        for conn in list(self.connections):
+            conn.drain()
         while self.connections and time.monotonic() < deadline:
-            # A Kafka connection never ends by itself: close each one as soon as it has no
-            # request awaiting an answer; clients reconnect (to another instance).
+            # A Kafka connection never ends by itself: each takes no new request after the
+            # frame it is in, and is closed once every answer to what reached the broker has
+            # been written whole; clients reconnect (to another instance) and resend the rest.
             for conn in list(self.connections):
-                if not conn.state.in_flight:
+                if conn.drained():
                     conn.close("proxy draining")
             await asyncio.sleep(0.05)
         for conn in list(self.connections):

@@ -382,3 +382,25 @@ def test_fetch_v17_split_answer_with_longer_edge_names_drops_node_endpoints() ->
     assert len(out) == len(answer) and b"b2" not in out
     assert "NodeEndpoints" not in codec.decode_all(FETCH_RESPONSE, 17, out[9:])
     assert w.responses.endpoints_dropped == 1
+
+
+# -- draining: requests stop at the next frame boundary ------------------------------------------
+
+def test_draining_finishes_the_request_being_forwarded_then_stops() -> None:
+    w = Wire()
+    big = request(0, 3, 1, produce_body(1) + b"r" * 5000)
+    w.requests.feed(big[:1000])
+    assert not w.requests.feed_to_boundary(big[1000:3000])
+    assert w.requests.feed_to_boundary(big[3000:] + request(3, 1, 2, struct.pack(">i", 0)))
+    assert b"".join(w.to_broker) == big  # the next request never reaches the broker
+    assert [c for c, _, _ in w.state.in_flight] == [1]
+    assert w.requests.feed_to_boundary(request(3, 1, 3))
+    assert b"".join(w.to_broker) == big
+
+
+def test_draining_drops_a_header_that_was_not_forwarded() -> None:
+    w = Wire()
+    w.requests.feed(request(3, 1, 1, struct.pack(">i", 0))[:7])
+    assert w.requests.mid_frame()
+    assert w.requests.feed_to_boundary(b"")
+    assert w.to_broker == [] and not w.requests.mid_frame()
