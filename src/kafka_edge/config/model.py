@@ -205,10 +205,6 @@ class SniRouting:
         """The node id ``host`` names by the pattern (case-insensitive), or None."""
         return node_for_name(self.broker_host_pattern, host)
 
-    def is_bootstrap_host(self, host: str) -> bool:
-        host = host.lower()
-        return (host[:-1] if host.endswith(".") else host) == self.bootstrap_host
-
     def advertised_address_for_node(self, node_id: int) -> HostPort:
         return HostPort(self.host_for_node(node_id), self.advertised_port)
 

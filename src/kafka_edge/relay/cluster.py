@@ -13,6 +13,7 @@ from kafka_edge.protocol.messages import API_KEYS
 from kafka_edge.relay.discovery import DiscoveryCredentials, discover
 from kafka_edge.routing.directory import Address, BrokerDirectory, Learned, shorten
 from kafka_edge.routing.policy import UpstreamPolicy
+from kafka_edge.routing.routes import Routes
 from kafka_edge.tls.context import upstream_context
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ def api_name(api_key: int) -> str:
 
 
 class ClusterRuntime:
-    def __init__(self, config: ClusterConfig, metrics: Metrics) -> None:
+    def __init__(self, config: ClusterConfig, metrics: Metrics, routes: Routes) -> None:
         self.config = config
+        self.routes = routes
         self.name = config.name
         self.metrics = metrics
         up = config.upstream
@@ -46,7 +48,8 @@ class ClusterRuntime:
             policy=UpstreamPolicy(bootstrap_hosts=[h for h, _ in up.bootstrap_addresses],
                                   allowed_hosts=up.allowed_hosts,
                                   broker_address_pattern=up.broker_address_pattern),
-            pattern=up.pattern_address if up.broker_address_pattern else None,
+            pattern=(lambda n: routes.upstream_by_pattern(self.name, n))
+            if up.broker_address_pattern else None,
             name=self.name,
         )
         sasl = up.discovery.sasl
@@ -66,19 +69,17 @@ class ClusterRuntime:
     # -- addresses ---------------------------------------------------------------------------
 
     def edge_address(self, node_id: int) -> Address:
-        """The address clients are given for broker ``node_id``."""
-        cfg = self.config
-        if cfg.sni_routing is not None:
-            return cfg.sni_routing.host_for_node(node_id), self.sni_advertised_port
-        pr = cfg.port_routing
-        assert pr is not None
-        if not pr.node_id_min <= node_id <= pr.node_id_max:
-            # Never hand out the real address; an unusable one makes the mistake visible.
-            log.error("broker node id %d is outside node_id_min..node_id_max (%d..%d) of "
-                      "cluster %s: clients cannot reach it; widen the range",
-                      node_id, pr.node_id_min, pr.node_id_max, self.name)
-            return pr.advertised_host, 0
-        return pr.advertised_host, pr.advertised_port_for_node(node_id)
+        """The address clients are given for broker ``node_id`` (``Routes.edge_address``)."""
+        address = self.routes.edge_address(self.name, node_id)
+        if address is not None:
+            return address
+        # Never hand out the real address; an unusable one makes the mistake visible.
+        pr = self.config.port_routing
+        log.error("broker node id %d has no edge address in cluster %s (port_routing: outside "
+                  "node_id_min..node_id_max, %s): clients cannot reach it; widen the range",
+                  node_id, self.name,
+                  f"{pr.node_id_min}..{pr.node_id_max}" if pr is not None else "n/a")
+        return (pr.advertised_host if pr is not None else "invalid.invalid"), 0
 
     def map_address(self, node_id: int, host: str, port: int, is_broker: bool) -> Address:
         """The codecs' AddressMapper: every address in an answer becomes the edge's."""
@@ -91,12 +92,6 @@ class ClusterRuntime:
         if not ok:
             self.metrics.addresses_refused.labels(self.name).inc(self.directory.refused - before)
         return ok
-
-    @property
-    def sni_advertised_port(self) -> int:
-        sni = self.config.sni_routing
-        assert sni is not None and sni.advertised_port is not None
-        return sni.advertised_port
 
     # -- dialling ------------------------------------------------------------------------------
 

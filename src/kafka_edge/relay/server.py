@@ -24,6 +24,7 @@ from kafka_edge.observability.metrics import Metrics
 from kafka_edge.relay.cluster import ClusterRuntime
 from kafka_edge.relay.connection import ProxyConnection, Route
 from kafka_edge.routing.directory import shorten
+from kafka_edge.routing.routes import Routes
 from kafka_edge.tls.clienthello import (
     ALERT_HANDSHAKE_FAILURE,
     ALERT_UNRECOGNIZED_NAME,
@@ -83,7 +84,9 @@ class Proxy:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.clusters = {c.name: ClusterRuntime(c, self.metrics) for c in config.clusters}
+        self.routes = Routes(config)
+        self.clusters = {c.name: ClusterRuntime(c, self.metrics, self.routes)
+                         for c in config.clusters}
         self.connections: set[ProxyConnection] = set()
         self._servers: list[asyncio.Server] = []
         self._tls: list[TlsEndpoint] = []
@@ -106,10 +109,8 @@ class Proxy:
             if pr is None:
                 continue
             ssl_ctx = self._port_tls(pr.tls) if pr.tls else None
-            targets: list[int | None] = [None, *range(pr.node_id_min, pr.node_id_max + 1)]
-            for target in targets:
-                port = pr.bootstrap_port if target is None else pr.port_for_node(target)
-                router = self._fixed_router(cluster, target)
+            for port, target in self.routes.port_targets(cluster.name):
+                router = self._fixed_router(cluster, target.node)
                 await self._bind(loop, pr.bind_host, port, router, ssl_ctx,
                                  pr.tls.handshake_timeout_s if pr.tls else None)
         for listener in self.config.listeners:
@@ -155,21 +156,8 @@ class Proxy:
 
     def resolve_name(self, listener: str, server_name: str) -> Route | None:
         """SNI name -> (cluster, target) among the clusters routed on ``listener``."""
-        name = server_name.lower()
-        if name.endswith("."):
-            name = name[:-1]
-        if not name.isascii() or len(name) > 253 or name.endswith("."):
-            return None  # configured names are ASCII DNS names (checked at load)
-        for cluster in self.clusters.values():
-            sni = cluster.config.sni_routing
-            if sni is None or sni.listener != listener:
-                continue
-            if name == sni.bootstrap_host:
-                return cluster, None
-            node = sni.node_for_host(name)
-            if node is not None:
-                return cluster, node
-        return None
+        target = self.routes.by_server_name(listener, server_name)
+        return None if target is None else (self.clusters[target.cluster], target.node)
 
     def _tls_endpoint(self, tls: TlsServerConfig) -> TlsEndpoint:
         endpoint = TlsEndpoint(tls)

@@ -291,8 +291,6 @@ def test_sni_routing_by_example() -> None:
                   "xb-1.orders.example.com", "b-1-2.orders.example.com", "b-².orders.example.com",
                   "b-2147483648.orders.example.com", ""):
         assert routing.node_for_host(other) is None, other
-    assert routing.is_bootstrap_host("Boot.Orders.Example.com.")
-    assert not routing.is_bootstrap_host("b-1.orders.example.com")
     assert routing.advertised_address_for_node(3) == ("b-3.orders.example.com", 9098)
     with pytest.raises(ValueError):
         routing.host_for_node(-1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import sys
 from pathlib import Path
@@ -86,20 +85,3 @@ def test_responses_match_their_requests() -> None:
         assert message.api_key == key
         assert message.valid == (API_KEYS[key].min_version, API_KEYS[key].max_version)
         assert message.flexible_from == API_KEYS[key].response_flexible_from
-
-
-FORBIDDEN = {"asyncio", "socket", "ssl", "selectors", "uvloop"}
-
-
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
-def test_protocol_package_does_no_io(path: Path) -> None:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
