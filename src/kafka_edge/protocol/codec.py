@@ -14,8 +14,9 @@ Values:
 * arrays are lists (None when null); strings are ``str``; bytes and records are ``bytes``;
   uuids are ``uuid.UUID``; integers ``int``; bool ``bool``; float64 ``float``.
 
-``spans``, ``decode_field`` and ``encode_field`` let a caller decode only the top-level fields it
-needs and splice the rest through untouched (see ``rewrite.py``).
+``spans``, ``decode_field``, ``encode_field`` and ``splice`` let a caller decode only the
+top-level fields it needs and splice the rest through untouched (see ``addresses.py`` and
+``api_versions.py``).
 
 Decoding raises ``ProtocolError`` (with the field path and offset); encoding a value that does
 not fit raises ``EncodeError``.
@@ -52,6 +53,7 @@ __all__ = [
     "UNKNOWN_TAGS",
     "Spans",
     "as_view",
+    "check_end",
     "decode",
     "decode_all",
     "decode_field",
@@ -59,6 +61,7 @@ __all__ = [
     "encode_field",
     "skip",
     "spans",
+    "splice",
 ]
 
 UNKNOWN_TAGS = "_unknown_tags"
@@ -284,13 +287,10 @@ def _primitive(kind: str, compact: bool, nullable: bool) -> _Codec:
 # -- arrays -------------------------------------------------------------------------------------
 
 
-def _array(item: _Codec, item_format: str | None, compact: bool, nullable: bool) -> _Codec:
+def _array_count_reader(compact: bool, nullable: bool) -> Callable[[memoryview, int],
+                                                                  tuple[int, int]]:
+    """Read an array's element count: -1 for null, ProtocolError when it cannot be right."""
     read_len = _length_reader(compact, True, "array")
-    write_len = _length_writer(compact, True)
-    read_item = item.read
-    write_item = item.write
-    skip_item = item.skip
-    item_size = item.size
 
     def read_count(buf: memoryview, off: int) -> tuple[int, int]:
         n, pos = read_len(buf, off)
@@ -304,11 +304,17 @@ def _array(item: _Codec, item_format: str | None, compact: bool, nullable: bool)
                                 "are left", off)
         return n, pos
 
-    if item_format is not None:
-        assert item_size is not None
-        fixed_size = item_size
+    return read_count
 
-        def read(buf: memoryview, off: int) -> tuple[Any, int]:
+
+def _array_reader(read_count: Callable[[memoryview, int], tuple[int, int]], item: _Codec,
+                  item_format: str | None) -> _Reader:
+    """Read a whole array: fixed-size integers with one ``struct`` call, others item by item."""
+    if item_format is not None:
+        assert item.size is not None
+        fixed_size = item.size
+
+        def read_fixed(buf: memoryview, off: int) -> tuple[Any, int]:
             n, pos = read_count(buf, off)
             if n < 0:
                 return None, pos
@@ -316,22 +322,37 @@ def _array(item: _Codec, item_format: str | None, compact: bool, nullable: bool)
             if end > len(buf):
                 raise truncated("array", pos, n * fixed_size, len(buf) - pos)
             return list(struct.unpack_from(f">{n}{item_format}", buf, pos)), end
-    else:
-        def read(buf: memoryview, off: int) -> tuple[Any, int]:
-            n, pos = read_count(buf, off)
-            if n < 0:
-                return None, pos
-            items: list[Any] = []
-            append = items.append
-            i = 0
-            try:
-                for i in range(n):  # noqa: B007 (i is used in the except clause)
-                    value, pos = read_item(buf, pos)
-                    append(value)
-            except ProtocolError as exc:
-                exc.add_context(f"[{i}]")
-                raise
-            return items, pos
+
+        return read_fixed
+
+    read_item = item.read
+
+    def read(buf: memoryview, off: int) -> tuple[Any, int]:
+        n, pos = read_count(buf, off)
+        if n < 0:
+            return None, pos
+        items: list[Any] = []
+        append = items.append
+        i = 0
+        try:
+            for i in range(n):  # noqa: B007 (i is used in the except clause)
+                value, pos = read_item(buf, pos)
+                append(value)
+        except ProtocolError as exc:
+            exc.add_context(f"[{i}]")
+            raise
+        return items, pos
+
+    return read
+
+
+def _array(item: _Codec, item_format: str | None, compact: bool, nullable: bool) -> _Codec:
+    read_count = _array_count_reader(compact, nullable)
+    write_len = _length_writer(compact, True)
+    write_item = item.write
+    skip_item = item.skip
+    item_size = item.size
+    read = _array_reader(read_count, item, item_format)
 
     def skip(buf: memoryview, off: int) -> int:
         n, pos = read_count(buf, off)
@@ -430,11 +451,19 @@ def _struct_plan(struct: Struct, version: int, flexible: bool) -> _StructPlan:
 
 def _struct_codec(struct: Struct, regular: tuple[tuple[Field, _Codec], ...],
                   tagged: dict[int, tuple[Field, _Codec]], flexible: bool) -> _Codec:
+    read = _struct_reader(regular, tagged, flexible)
+    write = _struct_writer(struct, regular, tagged, flexible)
+    skip = _struct_skipper(regular, flexible)
+    size = None
+    if not flexible and all(c.size is not None for _, c in regular):
+        size = sum(c.size or 0 for _, c in regular)
+    return _Codec(read, write, skip, size)
+
+
+def _struct_reader(regular: tuple[tuple[Field, _Codec], ...],
+                   tagged: dict[int, tuple[Field, _Codec]], flexible: bool) -> _Reader:
     readers = tuple((f.name, c.read) for f, c in regular)
-    writers = tuple((f.name, c.write) for f, c in regular)
     tag_readers = {tag: (f.name, c.read) for tag, (f, c) in tagged.items()}
-    tag_writers = tuple((tag, f.name, c.write) for tag, (f, c) in sorted(tagged.items()))
-    struct_name = struct.name
 
     def read_tags(buf: memoryview, off: int, value: dict[str, Any]) -> int:
         try:
@@ -478,6 +507,16 @@ def _struct_codec(struct: Struct, regular: tuple[tuple[Field, _Codec], ...],
             off = read_tags(buf, off, value)
         return value, off
 
+    return read
+
+
+def _struct_writer(struct: Struct, regular: tuple[tuple[Field, _Codec], ...],
+                   tagged: dict[int, tuple[Field, _Codec]], flexible: bool) -> _Writer:
+    writers = tuple((f.name, c.write) for f, c in regular)
+    tag_names = {tag: f.name for tag, (f, _c) in tagged.items()}
+    tag_writers = tuple((tag, f.name, c.write) for tag, (f, c) in sorted(tagged.items()))
+    struct_name = struct.name
+
     def write_tags(out: bytearray, value: dict[str, Any]) -> None:
         items: list[tuple[int, Buffer]] = []
         for tag, name, write_value in tag_writers:
@@ -488,9 +527,9 @@ def _struct_codec(struct: Struct, regular: tuple[tuple[Field, _Codec], ...],
         unknown = value.get(UNKNOWN_TAGS)
         if unknown:
             for tag, data in unknown.items():
-                if tag in tag_readers:
+                if tag in tag_names:
                     raise EncodeError(f"{struct_name}: unknown tagged field {tag} is a known "
-                                      f"tag ({tag_readers[tag][0]})")
+                                      f"tag ({tag_names[tag]})")
                 items.append((tag, data))
         if not items:
             out.append(0)
@@ -509,11 +548,7 @@ def _struct_codec(struct: Struct, regular: tuple[tuple[Field, _Codec], ...],
         if flexible:
             write_tags(out, value)
 
-    skip = _struct_skipper(regular, flexible)
-    size = None
-    if not flexible and all(c.size is not None for _, c in regular):
-        size = sum(c.size or 0 for _, c in regular)
-    return _Codec(read, write, skip, size)
+    return write
 
 
 def _struct_skipper(regular: tuple[tuple[Field, _Codec], ...], flexible: bool) -> _Skipper:
@@ -571,10 +606,15 @@ def decode(message: Message, version: int, buf: Buffer, offset: int = 0) -> tupl
 def decode_all(message: Message, version: int, buf: Buffer, offset: int = 0) -> Any:
     """Like ``decode`` but the message must end exactly at the end of ``buf``."""
     value, end = decode(message, version, buf, offset)
+    check_end(buf, end, message, version)
+    return value
+
+
+def check_end(buf: Buffer, end: int, message: Message, version: int) -> None:
+    """ProtocolError unless ``message`` at ``version``, which ends at ``end``, ends ``buf``."""
     if end != len(buf):
         raise ProtocolError(f"{len(buf) - end} unexpected bytes after {message.name} "
                             f"v{version}", end)
-    return value
 
 
 def encode(message: Message, version: int, value: Any) -> bytes:
@@ -665,3 +705,16 @@ def encode_field(message: Message, version: int, name: str, value: Any) -> bytes
     out = bytearray()
     c.write(out, value)
     return bytes(out)
+
+
+def splice(buf: memoryview, replacements: list[tuple[int, int, bytes]]) -> bytes:
+    """``buf`` with each (start, end, data) span replaced by its data; the spans (as ``spans``
+    gives them) must not overlap. Every byte outside them is copied as it is."""
+    pieces: list[Buffer] = []
+    pos = 0
+    for start, end, data in sorted(replacements, key=lambda r: r[0]):
+        pieces.append(buf[pos:start])
+        pieces.append(data)
+        pos = end
+    pieces.append(buf[pos:])
+    return b"".join(pieces)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import AddressMapper
 from kafka_edge.protocol.errors import ProtocolError, Truncated
 from kafka_edge.protocol.messages import FETCH_RESPONSE
 from kafka_edge.protocol.primitives import (
@@ -37,7 +38,6 @@ from kafka_edge.protocol.primitives import (
     skip_tagged_section,
     uvarint_bytes,
 )
-from kafka_edge.protocol.rewrite import AddressMapper
 
 FIRST_STREAMED_VERSION = 16
 PAD_TAG = 0x7FFFFFFF  # the tag of the padding field: far above any tag Kafka assigns
@@ -75,7 +75,7 @@ class FetchWalk:
     def done(self) -> bool:
         return self.left == 0
 
-    def feed(self, chunk: memoryview) -> tuple[bytes | None, int, bytes | None]:
+    def feed(self, chunk: memoryview) -> tuple[bytes | None, int, bytes | None]:  # noqa: PLR0912 - hot loop: every byte consumers read passes here
         n = len(chunk)
         if n > self.left:
             raise ValueError("fed beyond the end of the frame")

@@ -19,7 +19,6 @@ from kafka_edge.tls.context import upstream_context
 if TYPE_CHECKING:
     from kafka_edge.config import ClusterConfig
     from kafka_edge.observability.metrics import Metrics
-    from kafka_edge.relay.connection import ProxyConnection
 
 log = logging.getLogger("kafka_edge.cluster")
 
@@ -104,7 +103,10 @@ class ClusterRuntime:
         address = self.directory.upstream_for(node_id)
         return [address] if address is not None else []
 
-    async def dial(self, conn: ProxyConnection, node_id: int | None) -> None:
+    async def dial(self, node_id: int | None, protocol: asyncio.BaseProtocol) -> asyncio.Transport:
+        """Connect ``protocol`` to the bootstrap (``node_id`` None) or to broker ``node_id``,
+        checking the upstream address policy right before each connect; the connected
+        transport (its ``connection_made`` has run). Raises the last error if none connects."""
         candidates = self._candidates(node_id)
         if not candidates and node_id is not None:
             await self.discover()
@@ -125,8 +127,8 @@ class ClusterRuntime:
                 continue
             started = time.monotonic()
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(lambda: conn.upstream, host, port, ssl=self.tls,
+                transport, _ = await asyncio.wait_for(
+                    loop.create_connection(lambda: protocol, host, port, ssl=self.tls,
                                            server_hostname=host if self.tls else None),
                     self.connect_timeout)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
@@ -137,8 +139,7 @@ class ClusterRuntime:
             now = time.monotonic()
             self.last_upstream_ok = now
             self.metrics.upstream_connect.labels(self.name).observe(now - started)
-            conn.start_relay()
-            return
+            return transport
         assert last is not None
         raise last if isinstance(last, Exception) else OSError(str(last))
 
@@ -173,41 +174,32 @@ class ClusterRuntime:
 
     # -- connection accounting --------------------------------------------------------------------
 
-    def on_accept(self, conn: ProxyConnection) -> None:
-        self.metrics.connections.labels(
-            self.name, "bootstrap" if conn.node_id is None else "broker").inc()
+    def on_accept(self, *, is_broker: bool) -> None:
+        self.metrics.connections.labels(self.name, "broker" if is_broker else "bootstrap").inc()
         self._active.inc()
 
     def on_error(self, kind: str) -> None:
         self.metrics.errors.labels(self.name, kind).inc()
 
-    def on_close(self, conn: ProxyConnection, reason: str) -> None:
+    def on_close(self) -> None:
         self._active.dec()
-        self.flush(conn)
 
-    def flush(self, conn: ProxyConnection) -> None:
-        """Move a connection's plain-int counters into the Prometheus metrics (off the hot path)."""
-        up, down = conn.bytes_up - conn.reported_up, conn.bytes_down - conn.reported_down
+    def record_bytes(self, up: int, down: int) -> None:
+        """Bytes a connection relayed since it last reported (plain ints off the hot path)."""
         if up:
             self._bytes_up.inc(up)
         if down:
             self._bytes_down.inc(down)
-        conn.reported_up, conn.reported_down = conn.bytes_up, conn.bytes_down
-        if conn.requests is not None and conn.responses.rewritten:
-            for api_key, count in conn.responses.rewritten.items():
-                self.metrics.rewritten.labels(self.name, api_name(api_key)).inc(count)
-            conn.responses.rewritten.clear()
-        if conn.requests is not None and conn.responses.endpoints_dropped:
-            self.metrics.endpoints_dropped.labels(self.name).inc(
-                conn.responses.endpoints_dropped)
-            conn.responses.endpoints_dropped = 0
-        if conn.requests is not None and conn.responses.sasl_handshakes:
-            self.metrics.sasl_handshakes.labels(self.name).inc(conn.responses.sasl_handshakes)
-            conn.responses.sasl_handshakes = 0
-        if conn.requests is not None and conn.responses.sasl_v0_refused:
-            self.metrics.sasl_v0_refused.labels(self.name).inc(conn.responses.sasl_v0_refused)
-            conn.responses.sasl_v0_refused = 0
-        if conn.requests is not None and conn.responses.sasl_v0_sessions:
-            self.metrics.sasl_v0.labels(self.name).inc(conn.responses.sasl_v0_sessions)
-            conn.responses.sasl_v0_sessions = 0
-        self.metrics.known_brokers.labels(self.name).set(len(self.directory.known_nodes()))
+
+    def record_answers(self, *, rewritten: dict[int, int], endpoints_dropped: int,
+                       sasl_handshakes: int, sasl_v0_sessions: int, sasl_v0_refused: int) -> None:
+        """What a connection's response stream counted since it last reported."""
+        m, name = self.metrics, self.name
+        for api_key, count in rewritten.items():
+            m.rewritten.labels(name, api_name(api_key)).inc(count)
+        for counter, count in ((m.endpoints_dropped, endpoints_dropped),
+                               (m.sasl_handshakes, sasl_handshakes), (m.sasl_v0, sasl_v0_sessions),
+                               (m.sasl_v0_refused, sasl_v0_refused)):
+            if count:
+                counter.labels(name).inc(count)
+        m.known_brokers.labels(name).set(len(self.directory.known_nodes()))

@@ -1,24 +1,43 @@
-"""One proxied connection, from accept to close.
+"""One proxied connection, from accept to close: its phases, the events that move it, the relay.
 
-::
+The phases and every transition between them (``TRANSITIONS``; a test checks this list
+against the table)::
 
-    accepted --(route known: bootstrap or node N)--> dialling --(upstream up)--> relaying --> closed
-        |                                               |                          |
-        +--(no route / refused)--> closed  <------------+--(dial failed)           +--(EOF / error)
+    accepted  --routed-->              dialling
+    accepted  --close-->               closed
+    dialling  --upstream_connected-->  relaying
+    dialling  --close-->               closed
+    relaying  --drain-->               draining
+    relaying  --close-->               closed
+    draining  --close-->               closed
+    closed    --upstream_connected-->  closed
 
-While dialling, the client's socket is not read (the kernel buffers what it sends). While
-relaying, bytes flow through a ``RequestStream`` (client -> broker) and a ``ResponseStream``
-(broker -> client). Flow control: when one side's write buffer is full, the other side's reads
-are paused, so memory stays bounded when a peer reads slowly.
+``accepted``: the client's transport is up (after the TLS handshake on TLS ports; on SNI
+listeners ``relay/accept.py`` has already read the ClientHello, routed the name and chosen the
+certificate). ``dialling``: the client's socket is not read (the kernel buffers what it sends)
+while ``ClusterRuntime.dial`` connects to the broker, checking the address policy first.
+``relaying``: bytes flow through a ``RequestStream`` (client -> broker) and a
+``ResponseStream`` (broker -> client); when one side's write buffer is full the other side's
+reads pause, so memory stays bounded when a peer reads slowly. ``draining`` (the proxy is
+shutting down): no request is taken after the frame in progress, and the proxy closes the
+connection once every answer to what reached the broker has been written whole.
+``closed``: both transports closed (what was queued is flushed first); an upstream connection
+that completes after the client left is closed at once.
+
+Events are the ``on_*`` methods (and the transports' callbacks, which call them); phases change
+only through ``_to``, and an event that has no transition in the current phase is a bug:
+``_illegal`` logs it and closes the connection. The hot path (``buffer_updated`` on both
+sockets) moves no phase and keeps its zero-copy reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from kafka_edge.protocol.errors import ProtocolError
@@ -29,6 +48,29 @@ if TYPE_CHECKING:
     from kafka_edge.relay.cluster import ClusterRuntime
 
 log = logging.getLogger("kafka_edge.relay")
+
+
+class Phase(enum.Enum):
+    ACCEPTED = "accepted"
+    DIALLING = "dialling"
+    RELAYING = "relaying"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+_A, _D, _R, _DR, _C = Phase.ACCEPTED, Phase.DIALLING, Phase.RELAYING, Phase.DRAINING, Phase.CLOSED
+
+# (phase, event) -> the next phase: every change of phase, in one table.
+TRANSITIONS: dict[tuple[Phase, str], Phase] = {
+    (_A, "routed"): _D,
+    (_A, "close"): _C,
+    (_D, "upstream_connected"): _R,
+    (_D, "close"): _C,
+    (_R, "drain"): _DR,
+    (_R, "close"): _C,
+    (_DR, "close"): _C,
+    (_C, "upstream_connected"): _C,
+}
 
 # Route resolution: given a just-accepted client transport, which cluster and which target
 # (None = bootstrap, int = broker node id). Returning None refuses the connection.
@@ -108,6 +150,8 @@ class UpstreamSide(_Side):
             read.renew()
         if conn.state.close_reason is not None:  # e.g. a refused SASL mechanism, answer sent
             conn.fail(conn.state.close_reason, kind="refused")
+        elif conn.phase is _DR and conn.drained():
+            conn.close("proxy draining: every answer written")
 
     def eof_received(self) -> bool | None:
         self.conn.close("broker closed the connection")
@@ -124,21 +168,20 @@ class UpstreamSide(_Side):
 
 
 class ProxyConnection(_SharedBufferReader):
-    """The client-facing protocol; owns the upstream side and both frame streams."""
+    """The client-facing protocol; owns the upstream side, both frame streams and the phase."""
 
     def __init__(
         self,
         route: Callable[[asyncio.Transport], Route | None],
-        dial: Callable[[ProxyConnection, ClusterRuntime, int | None], Awaitable[None]],
         registry: set[ProxyConnection],
         max_frame: int,
         max_connections: int = 1 << 30,
     ) -> None:
         self._route = route
-        self._dial = dial
         self._registry = registry
         self._max_frame = max_frame
         self._max_connections = max_connections
+        self.phase = Phase.ACCEPTED
         self.idle_since = (-1, 0.0)  # (bytes moved, when first seen at that count): housekeeping
         self.up_since = (-1, 0.0)  # (bytes from the client, when first seen at that count)
         self.accepted_at = time.monotonic()
@@ -148,19 +191,40 @@ class ProxyConnection(_SharedBufferReader):
         self.node_id: int | None = None
         self.peer = "?"
         self.state = ConnectionState()
-        self.requests: RequestStream | None = None
-        self.responses: ResponseStream  # set in start_relay
+        self.requests: RequestStream | None = None  # set when relaying starts
+        self.responses: ResponseStream  # set when relaying starts
         self.bytes_up = 0
         self.bytes_down = 0
-        self.reported_up = 0  # what ClusterRuntime.flush has already put into the metrics
-        self.reported_down = 0
-        self.closed = False
+        self._reported_up = 0  # what flush_counts has already handed to the cluster's metrics
+        self._reported_down = 0
         self._task: asyncio.Task[None] | None = None
         self._client_paused = False
         self._upstream_paused = False
-        self._early: list[bytes] = []
-        self.draining = False  # the proxy is shutting down: finish what is in flight, then close
-        self._requests_stopped = False
+        self._early: list[bytes] = []  # client bytes that arrived while dialling
+        self._requests_stopped = False  # draining: no request after the frame in progress
+
+    @property
+    def closed(self) -> bool:
+        return self.phase is _C
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def _to(self, event: str) -> bool:
+        """Take the transition ``event`` from the current phase; False (and the connection
+        closed) if it has none."""
+        target = TRANSITIONS.get((self.phase, event))
+        if target is None:
+            self._illegal(event)
+            return False
+        self.phase = target
+        return True
+
+    def _illegal(self, event: str) -> None:
+        log.error("connection %s: event %r in phase %s has no transition (a bug); closing",
+                  self.peer, event, self.phase.value)
+        if self.phase is not _C:
+            self.close(f"illegal event {event!r} in phase {self.phase.value}",
+                       level=logging.ERROR)
 
     # -- client socket events -------------------------------------------------------------
 
@@ -171,7 +235,7 @@ class ProxyConnection(_SharedBufferReader):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         if len(self._registry) >= self._max_connections:
-            self.closed = True
+            self.phase = _C  # never registered, nothing to report
             log.warning("refused a connection: limits.max_connections (%d) reached",
                         self._max_connections, extra={"peer": self.peer})
             transport.abort()
@@ -186,16 +250,22 @@ class ProxyConnection(_SharedBufferReader):
         if route is None:
             self.close("no route")
             return
-        self.cluster, self.node_id = route
-        self.cluster.on_accept(self)
-        transport.pause_reading()
-        self._client_paused = True
-        self._task = asyncio.get_running_loop().create_task(self._connect())
+        self.on_routed(*route)
 
-    async def _connect(self) -> None:
-        assert self.cluster is not None
+    def on_routed(self, cluster: ClusterRuntime, node_id: int | None) -> None:
+        """The connection's target is known: dial it, holding the client's bytes meanwhile."""
+        if not self._to("routed"):
+            return
+        self.cluster, self.node_id = cluster, node_id
+        cluster.on_accept(is_broker=node_id is not None)
+        assert self.client is not None
+        self.client.pause_reading()
+        self._client_paused = True
+        self._task = asyncio.get_running_loop().create_task(self._dial(cluster, node_id))
+
+    async def _dial(self, cluster: ClusterRuntime, node_id: int | None) -> None:
         try:
-            await self._dial(self, self.cluster, self.node_id)
+            transport = await cluster.dial(node_id, self.upstream)
         except asyncio.CancelledError:
             self.close("cancelled while dialling")
             raise
@@ -205,38 +275,43 @@ class ProxyConnection(_SharedBufferReader):
         except Exception as exc:  # a bug must not leave the client connected to nothing
             log.exception("dialling upstream failed for %s", self.peer)
             self.close(f"cannot reach upstream: {exc!r}", level=logging.ERROR)
+        else:
+            self.on_upstream_connected(transport)
 
-    def start_relay(self) -> None:
-        """Called by the dialler once the upstream transport is connected."""
-        assert self.client is not None and self.upstream.transport is not None
-        assert self.cluster is not None
-        if self.closed:
-            self.upstream.transport.close()
+    def on_upstream_connected(self, transport: asyncio.Transport) -> None:
+        """The broker connection is up: start relaying (or drop it if the client left)."""
+        if not self._to("upstream_connected"):
+            transport.close()
             return
-        up_write = self.upstream.transport.write
-        self.requests = RequestStream(self.state, up_write, self.client.write, self._max_frame)
+        if self.phase is _C:  # the client left (or the proxy drained) while dialling
+            transport.close()
+            return
+        assert self.client is not None and self.cluster is not None
+        self.requests = RequestStream(self.state, transport.write, self.client.write,
+                                      self._max_frame)
         self.responses = ResponseStream(self.state, self.client.write, self.cluster.map_address,
                                         self._max_frame, learn=self.cluster.learn)
         if self._early:  # uvloop may deliver data before a pause in connection_made takes hold
             early, self._early = self._early, []
             for chunk in early:
                 self._feed(self.requests, chunk)
-                if self.closed:  # a bad frame: nothing after it may reach the broker
+                if self.phase is _C:  # a bad frame: nothing after it may reach the broker
                     return
         self.resume_client_reading()
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
         requests = self.requests
-        if requests is None:  # still dialling: keep a copy for start_relay
+        if self.phase is _D or requests is None:  # dialling: keep a copy for the relay
             self._early.append(bytes(read.view[:nbytes]))
             return
         self._feed(requests, read.view[:nbytes])
 
     def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
-        if self.draining:
-            self._feed_draining(requests, data)
+        if self.phase is _DR:
+            if requests.feed_to_boundary(data):
+                self._stop_client_reads()
             return
         try:
             requests.feed(data)
@@ -248,40 +323,6 @@ class ProxyConnection(_SharedBufferReader):
         if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
             _READ.renew()
 
-    # -- draining ------------------------------------------------------------------------------
-
-    def drain(self) -> None:
-        """Stop taking requests at the next frame boundary; ``drained`` tells when the answers
-        to those already forwarded have all been written, so closing cuts nothing."""
-        if self.draining or self.closed:
-            return
-        self.draining = True
-        requests = self.requests
-        if requests is None:
-            return  # still dialling: nothing has reached the broker
-        if requests.feed_to_boundary(b""):  # between frames (a partial header is dropped)
-            self._stop_client_reads()
-
-    def _feed_draining(self, requests: RequestStream, data: bytes | memoryview) -> None:
-        if requests.feed_to_boundary(data):
-            self._stop_client_reads()
-
-    def _stop_client_reads(self) -> None:
-        self._requests_stopped = True
-        if self.client is not None and not self._client_paused:
-            self._client_paused = True
-            self.client.pause_reading()
-
-    def drained(self) -> bool:
-        """Draining and nothing in flight: no request partly sent or awaiting its answer, no
-        answer partly written."""
-        if not self.draining:
-            return False
-        if self.requests is None:
-            return True
-        return (self._requests_stopped and not self.state.in_flight
-                and self.responses.between_frames())
-
     def eof_received(self) -> bool | None:
         self.close("client closed the connection", level=logging.DEBUG)
         return None
@@ -289,12 +330,12 @@ class ProxyConnection(_SharedBufferReader):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close("client connection lost" + (f": {exc}" if exc else ""), level=logging.DEBUG)
 
+    # -- flow control ----------------------------------------------------------------------
+
     @property
     def client_paused(self) -> bool:
         """Whether the proxy holds the client's reads back (flow control or dialling)."""
         return self._client_paused
-
-    # -- flow control ----------------------------------------------------------------------
 
     def pause_writing(self) -> None:  # the client reads slower than the broker sends
         up = self.upstream.transport
@@ -314,27 +355,56 @@ class ProxyConnection(_SharedBufferReader):
             self.client.pause_reading()
 
     def resume_client_reading(self) -> None:
-        if self._requests_stopped:
-            return  # draining: no more requests
-        if self.client is not None and self._client_paused and self.requests is not None:
+        if self._requests_stopped or self.phase not in (_R, _DR):
+            return  # dialling, draining past the last request, or closed
+        if self.client is not None and self._client_paused:
             self._client_paused = False
             self.client.resume_reading()
+
+    # -- draining ------------------------------------------------------------------------------
+
+    def on_drain(self) -> None:
+        """The proxy is shutting down: take no request after the frame in progress; closed
+        once every answer to what reached the broker has been written whole."""
+        if self.phase is _D:
+            self.close("proxy draining (nothing had reached the broker)")
+            return
+        if self.phase is not _R:
+            return  # already draining or closed
+        self._to("drain")
+        requests = self.requests
+        assert requests is not None
+        if requests.feed_to_boundary(b""):  # between frames (a partial header is dropped)
+            self._stop_client_reads()
+        if self.drained():
+            self.close("proxy draining: nothing in flight")
+
+    def _stop_client_reads(self) -> None:
+        self._requests_stopped = True
+        if self.client is not None and not self._client_paused:
+            self._client_paused = True
+            self.client.pause_reading()
+
+    def drained(self) -> bool:
+        """Draining and nothing in flight: no request partly sent or awaiting its answer, no
+        answer partly written."""
+        return (self.phase is _DR and self._requests_stopped and not self.state.in_flight
+                and self.responses.between_frames())
 
     # -- teardown ----------------------------------------------------------------------------
 
     def fail(self, reason: str, *, kind: str) -> None:
         """Close on an error of ``kind`` (client_protocol, broker_protocol, timeout, refused):
         logged as a warning and counted."""
-        if self.closed:
+        if self.phase is _C:
             return
         if self.cluster is not None:
             self.cluster.on_error(kind)
         self.close(reason, level=logging.WARNING)
 
     def close(self, reason: str, *, level: int = logging.INFO) -> None:
-        if self.closed:
+        if self.phase is _C or not self._to("close"):
             return
-        self.closed = True
         self._registry.discard(self)
         cluster = self.cluster
         log.log(level, "connection closed: %s", reason,
@@ -345,7 +415,8 @@ class ProxyConnection(_SharedBufferReader):
                        "requests": self.requests.frames if self.requests else 0,
                        "client_id": self._client_id()})
         if cluster is not None:
-            cluster.on_close(self, reason)
+            self.flush_counts()
+            cluster.on_close()
         task = self._task
         if task is not None and not task.done() and task is not _current_task():
             task.cancel()
@@ -355,13 +426,6 @@ class ProxyConnection(_SharedBufferReader):
         if self.upstream.transport is not None:
             self.upstream.transport.close()
 
-    def _client_id(self) -> str | None:
-        """The first request's client id for log lines: escaped (it is any bytes), shortened."""
-        raw = self.requests.client_id if self.requests is not None else None
-        if raw is None:
-            return None
-        return shorten(raw.decode("utf-8", "backslashreplace"), 64)
-
     def abort(self) -> None:
         """Hard close (shutdown timeout)."""
         self.close("proxy shutting down")
@@ -369,6 +433,33 @@ class ProxyConnection(_SharedBufferReader):
             self.client.abort()
         if self.upstream.transport is not None:
             self.upstream.transport.abort()
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def flush_counts(self) -> None:
+        """Hand the counters gathered on the hot path (plain ints) to the cluster's metrics."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        up, down = self.bytes_up - self._reported_up, self.bytes_down - self._reported_down
+        self._reported_up, self._reported_down = self.bytes_up, self.bytes_down
+        cluster.record_bytes(up, down)
+        if self.requests is None:
+            return
+        r = self.responses
+        cluster.record_answers(rewritten=r.rewritten, endpoints_dropped=r.endpoints_dropped,
+                               sasl_handshakes=r.sasl_handshakes,
+                               sasl_v0_sessions=r.sasl_v0_sessions,
+                               sasl_v0_refused=r.sasl_v0_refused)
+        r.rewritten = {}
+        r.endpoints_dropped = r.sasl_handshakes = r.sasl_v0_sessions = r.sasl_v0_refused = 0
+
+    def _client_id(self) -> str | None:
+        """The first request's client id for log lines: escaped (it is any bytes), shortened."""
+        raw = self.requests.client_id if self.requests is not None else None
+        if raw is None:
+            return None
+        return shorten(raw.decode("utf-8", "backslashreplace"), 64)
 
 
 def _current_task() -> asyncio.Task[object] | None:

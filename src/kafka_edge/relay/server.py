@@ -8,76 +8,25 @@ finish up to a timeout, then aborts the rest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kafka_edge.observability.http import HealthServer
 from kafka_edge.observability.metrics import Metrics
+from kafka_edge.relay.accept import SniAcceptor
 from kafka_edge.relay.cluster import ClusterRuntime
-from kafka_edge.relay.connection import ProxyConnection, Route
-from kafka_edge.routing.directory import shorten
+from kafka_edge.relay.connection import Phase, ProxyConnection, Route
 from kafka_edge.routing.routes import Routes
-from kafka_edge.tls.clienthello import (
-    ALERT_HANDSHAKE_FAILURE,
-    ALERT_UNRECOGNIZED_NAME,
-    ClientHello,
-    NotTls,
-    alert,
-    parse_client_hello,
-)
-from kafka_edge.tls.context import Certificate, load_certificates
+from kafka_edge.tls.endpoint import TlsEndpoint
 
 if TYPE_CHECKING:
     from kafka_edge.config import Config, Listener, TlsServerConfig
 
 log = logging.getLogger("kafka_edge.server")
-MAX_HELLO_PEEK = 65536
-
-
-
-@dataclass
-class TlsEndpoint:
-    """Server-side TLS of one bound socket: certificates chosen by SNI, hot-reloadable."""
-
-    config: TlsServerConfig
-    certificates: list[Certificate] = field(default_factory=list)
-    base: ssl.SSLContext | None = None
-    mtimes: tuple[float, ...] = ()
-
-    def files(self) -> list[Path]:
-        return [Path(p) for c in self.config.certificates for p in (c.cert_file, c.key_file)]
-
-    def load(self) -> None:
-        pairs = [(c.cert_file, c.key_file) for c in self.config.certificates]
-        certs = load_certificates(pairs, min_version=self.config.min_version,
-                                  ciphers=self.config.ciphers)
-        if self.base is None:
-            self.base = load_certificates(pairs[:1], min_version=self.config.min_version,
-                                          ciphers=self.config.ciphers)[0].context
-        else:  # new handshakes on the base context (no SNI) pick up the new chain too
-            self.base.load_cert_chain(str(pairs[0][0]), str(pairs[0][1]))
-        self.certificates = certs
-        self.mtimes = tuple(f.stat().st_mtime for f in self.files())
-
-    def changed(self) -> bool:
-        try:
-            return tuple(f.stat().st_mtime for f in self.files()) != self.mtimes
-        except OSError:
-            return False
-
-    def context_for(self, server_name: str) -> ssl.SSLContext | None:
-        for cert in self.certificates:
-            if cert.covers(server_name):
-                return cert.context
-        return None
 
 
 class Proxy:
@@ -132,7 +81,7 @@ class Proxy:
                     router: Callable[[asyncio.Transport], Route | None],
                     ssl_ctx: ssl.SSLContext | None, handshake_timeout: float | None) -> None:
         def factory() -> ProxyConnection:
-            return ProxyConnection(router, _dial, self.connections, self._max_frame,
+            return ProxyConnection(router, self.connections, self._max_frame,
                                    self.config.limits.max_connections)
 
         server = await loop.create_server(
@@ -180,7 +129,7 @@ class Proxy:
         endpoint.base.sni_callback = sni_callback
         return endpoint.base
 
-    # -- SNI listeners: route on the ClientHello, before the handshake ----------------------------
+    # -- SNI listeners: route on the ClientHello, before the handshake (relay/accept.py) -------
 
     async def _bind_sni(self, listener: Listener) -> None:
         endpoint = self._tls_endpoint(listener.tls)
@@ -190,77 +139,14 @@ class Proxy:
                                     reuse_port=self.reuse_port)
         sock.setblocking(False)
         self._sni_sockets.append(sock)
-        self._spawn(self._accept_sni(sock, listener, endpoint))
 
-    async def _accept_sni(self, lsock: socket.socket, listener: Listener,
-                          endpoint: TlsEndpoint) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, _ = await loop.sock_accept(lsock)
-            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
-                log.error("accept failed on listener %s: %s", listener.name, exc)
-                await asyncio.sleep(0.1)
-                continue
-            if self.draining:
-                sock.close()
-                continue
-            self._spawn(self._start_sni(sock, listener, endpoint))
-
-    async def _start_sni(self, sock: socket.socket, listener: Listener,
-                         endpoint: TlsEndpoint) -> None:
-        loop = asyncio.get_running_loop()
-        peer = _sock_peer(sock)
-        timeout = listener.tls.handshake_timeout_s
-        try:
-            hello = await asyncio.wait_for(_peek_client_hello(sock), timeout)
-        except (TimeoutError, NotTls, ConnectionError, OSError) as exc:
-            reason = exc if str(exc) else "no TLS ClientHello before the handshake timeout"
-            self.metrics.refused.labels(listener.name, "not_tls").inc()
-            log.warning("refused a connection on TLS listener %s: %s", listener.name, reason,
-                        extra={"peer": peer})
-            sock.close()
-            return
-        name = hello.server_name
-        route: Route | None
-        if name is None:
-            default = listener.default_cluster
-            route = (self.clusters[default], None) if default else None
-            if route is None:
-                self.metrics.refused.labels(listener.name, "no_sni").inc()
-                log.warning("refused a TLS client that sent no server name (SNI); listener %s "
-                            "has no default_cluster", listener.name, extra={"peer": peer})
-                _refuse(sock, ALERT_HANDSHAKE_FAILURE)
-                return
-        else:
-            try:
-                route = self.resolve_name(listener.name, name)
-            except Exception:  # a routing bug must not leave the client without an answer
-                log.exception("routing failed for server name %s", shorten(name),
-                              extra={"peer": peer})
-                route = None
-            if route is None:
-                self.metrics.refused.labels(listener.name, "unknown_sni").inc()
-                log.warning("refused TLS server name '%s': no cluster on listener %s",
-                            shorten(name), listener.name, extra={"peer": peer})
-                _refuse(sock, ALERT_UNRECOGNIZED_NAME)
-                return
-        ctx = (endpoint.context_for(name) if name else None) or endpoint.base
-        assert ctx is not None
-        cluster, target = route
-
-        def factory() -> ProxyConnection:
-            return ProxyConnection(self._fixed_router(cluster, target), _dial, self.connections,
+        def factory(cluster: ClusterRuntime, node_id: int | None) -> ProxyConnection:
+            return ProxyConnection(self._fixed_router(cluster, node_id), self.connections,
                                    self._max_frame, self.config.limits.max_connections)
 
-        try:
-            await loop.connect_accepted_socket(factory, sock, ssl=ctx,
-                                               ssl_handshake_timeout=timeout)
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
-            self.metrics.refused.labels(listener.name, "tls_handshake").inc()
-            log.warning("TLS handshake failed on listener %s (server name %r): %s",
-                        listener.name, name, exc or type(exc).__name__, extra={"peer": peer})
-            sock.close()
+        acceptor = SniAcceptor(listener, endpoint, self.resolve_name, self.clusters,
+                               self.metrics, factory, lambda: self.draining)
+        self._spawn(acceptor.serve(sock, self._spawn))
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -298,8 +184,7 @@ class Proxy:
             limits = self.config.limits
             idle_timeout = limits.idle_timeout_s
             for conn in list(self.connections):
-                if conn.cluster is not None:
-                    conn.cluster.flush(conn)
+                conn.flush_counts()
                 stuck = _stuck_client(conn, now, limits.incomplete_frame_timeout_s,
                                       limits.first_request_timeout_s)
                 if stuck is not None:
@@ -326,15 +211,12 @@ class Proxy:
         for sock in self._sni_sockets:
             sock.close()
         deadline = time.monotonic() + timeout
+        # A Kafka connection never ends by itself: each takes no new request after the frame
+        # it is in, and closes itself once every answer to what reached the broker has been
+        # written whole; clients reconnect (to another instance) and resend the rest.
         for conn in list(self.connections):
-            conn.drain()
-        while self.connections and time.monotonic() < deadline:
-            # A Kafka connection never ends by itself: each takes no new request after the
-            # frame it is in, and is closed once every answer to what reached the broker has
-            # been written whole; clients reconnect (to another instance) and resend the rest.
-            for conn in list(self.connections):
-                if conn.drained():
-                    conn.close("proxy draining")
+            conn.on_drain()
+        while self.connections and time.monotonic() < deadline:  # noqa: ASYNC110 - a deadline too
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.abort()
@@ -357,8 +239,8 @@ def _stuck_client(conn: ProxyConnection, now: float, incomplete_frame_timeout: f
     control) or has not sent a whole first frame holds two sockets and a peek buffer for
     nothing; Kafka clients send their first request at once and frames whole."""
     requests = conn.requests
-    if requests is None or conn.closed:
-        return None  # still dialling: the connect timeout applies
+    if conn.phase is not Phase.RELAYING or requests is None:
+        return None  # dialling (the connect timeout applies), draining (its own deadline)
     moved = conn.bytes_up
     if conn.up_since[0] != moved:
         conn.up_since = (moved, now)
@@ -372,56 +254,3 @@ def _stuck_client(conn: ProxyConnection, now: float, incomplete_frame_timeout: f
         return (f"a frame left half-sent for {incomplete_frame_timeout:g} s "
                 "(limits.incomplete_frame_timeout_s)")
     return None
-
-
-async def _dial(conn: ProxyConnection, cluster: ClusterRuntime, node_id: int | None) -> None:
-    await cluster.dial(conn, node_id)
-
-
-def _sock_peer(sock: socket.socket) -> str:
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        return "?"
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _refuse(sock: socket.socket, description: int) -> None:
-    """Answer a ClientHello with a fatal alert (best effort) and close."""
-    with contextlib.suppress(OSError):
-        sock.send(alert(description))
-    sock.close()
-
-
-async def _peek_client_hello(sock: socket.socket) -> ClientHello:
-    """Wait for the ClientHello without consuming it (MSG_PEEK): the TLS layer reads it again."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            data = sock.recv(MAX_HELLO_PEEK, socket.MSG_PEEK)
-        except BlockingIOError:
-            data = None
-        if data == b"":
-            raise ConnectionError("client closed before sending a ClientHello")
-        if data:
-            hello = parse_client_hello(data)
-            if hello is not None:
-                return hello
-            # a partial ClientHello: the socket stays readable, so poll gently
-            await asyncio.sleep(0.005)
-            continue
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(sock.fileno(), _set_once, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(sock.fileno())
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))

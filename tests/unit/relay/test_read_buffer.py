@@ -2,7 +2,9 @@
 
 Every socket is read into one buffer and the frame streams forward views of it. When a peer
 reads slowly, a view waits in a transport's queue while later reads go on; those reads must not
-land on the bytes still queued. These tests make a peer stall, then compare every byte.
+land on the bytes still queued. These tests make a peer stall, check that the proxy paused
+reading the other side while it stalled (flow control) and that the shared read buffer was
+renewed while a view of it sat queued, then compare every byte.
 (The peer here is a byte sink or source for the relay's buffering, not a Kafka stand-in: the
 relay's Kafka behaviour is tested end to end against real brokers in tests/e2e.)
 """
@@ -21,7 +23,8 @@ import pytest
 import trustme
 import uvloop
 
-from kafka_edge.relay.connection import ProxyConnection
+from kafka_edge.relay import connection as relay_connection
+from kafka_edge.relay.connection import Phase, ProxyConnection
 
 
 def request(api_key: int, version: int, corr: int, body: bytes) -> bytes:
@@ -34,7 +37,21 @@ def response(corr: int, body: bytes) -> bytes:
 
 
 class _Cluster:
+    """What a connection asks of its cluster, dialling a fixed local port (or failing)."""
+
     name = "t"
+
+    def __init__(self, upstream_port: int = 0, error: Exception | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.error = error
+
+    async def dial(self, node_id: int | None, protocol: asyncio.BaseProtocol
+                   ) -> asyncio.Transport:
+        if self.error is not None:
+            raise self.error
+        transport, _ = await asyncio.get_running_loop().create_connection(
+            lambda: protocol, "127.0.0.1", self.upstream_port)
+        return transport
 
     def map_address(self, node: int, host: str, port: int, broker: bool) -> tuple[str, int]:
         return host, port
@@ -45,10 +62,16 @@ class _Cluster:
     def on_error(self, kind: str) -> None:
         pass
 
-    def on_accept(self, conn: ProxyConnection) -> None:
+    def on_accept(self, *, is_broker: bool) -> None:
         pass
 
-    def on_close(self, conn: ProxyConnection, reason: str) -> None:
+    def on_close(self) -> None:
+        pass
+
+    def record_bytes(self, up: int, down: int) -> None:
+        pass
+
+    def record_answers(self, **counts: object) -> None:
         pass
 
 
@@ -61,17 +84,32 @@ LOOPS = pytest.mark.parametrize("run", [uvloop.run, asyncio.run], ids=["uvloop",
 async def _proxy_to(upstream_port: int, tls: ssl.SSLContext | None = None,
                     registry: set[ProxyConnection] | None = None) -> tuple[asyncio.Server, int]:
     loop = asyncio.get_running_loop()
-    cluster: Any = _Cluster()
-
-    async def dial(conn: ProxyConnection, _cluster: Any, _node: int | None) -> None:
-        await loop.create_connection(lambda: conn.upstream, "127.0.0.1", upstream_port)
-        conn.start_relay()
-
+    cluster: Any = _Cluster(upstream_port)
     conns = set() if registry is None else registry
     server = await loop.create_server(
-        lambda: ProxyConnection(lambda _t: (cluster, None), dial, conns, 100 << 20),
+        lambda: ProxyConnection(lambda _t: (cluster, None), conns, 100 << 20),
         "127.0.0.1", 0, ssl=tls)
     return server, server.sockets[0].getsockname()[1]
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` every few milliseconds; fail naming ``what`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(0.005)
+
+
+async def _accepted(registry: set[ProxyConnection]) -> ProxyConnection:
+    await _until(lambda: len(registry) == 1, "the proxy accepted the connection")
+    return next(iter(registry))
+
+
+def _read_buffer() -> bytearray:
+    """The shared read buffer's storage now (``renew`` replaces it with a new bytearray)."""
+    return relay_connection._READ.buf
 
 
 @LOOPS
@@ -95,16 +133,28 @@ def test_requests_queued_for_a_stalled_upstream_arrive_intact(run: Run) -> None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # a small window
         listener.bind(("127.0.0.1", 0))
         upstream = await loop.create_server(Sink, sock=listener)
-        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1])
+        conns: set[ProxyConnection] = set()
+        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1], registry=conns)
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(frames)
+        conn = await _accepted(conns)
         stalled = await asyncio.wait_for(sink, 10)
-        await asyncio.sleep(1.0)  # the proxy reads on while views wait in its upstream queue
+        client = conn.client
+        assert client is not None
+        # relaying: the proxy reads the client (it did not while dialling)
+        await _until(client.is_reading, "the proxy reads the client once the upstream is up")
+        first = _read_buffer()  # held: its identity cannot be reused
+        writer.write(frames)
+        # the upstream's queue fills up (views of the buffer among what it holds), so the
+        # proxy stops reading the client...
+        await _until(lambda: not client.is_reading() and conn.client_paused,
+                     "the proxy paused reading the client while the upstream stalled")
+        assert not received  # the upstream really stalled
+        # ... and the reads it made while views of the buffer sat queued went to a new one
+        assert _read_buffer() is not first, "the shared read buffer was never renewed"
         stalled.resume_reading()
-        for _ in range(200):
-            if len(received) >= len(frames):
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(received) >= len(frames), "every byte reached the upstream",
+                     timeout=20)
+        await _until(client.is_reading, "the proxy resumed reading the client")
         writer.close()
         proxy.close()
         upstream.close()
@@ -134,13 +184,31 @@ def test_answers_queued_for_a_stalled_client_arrive_intact(run: Run) -> None:
                         self.transport.write(answer)
 
         upstream = await loop.create_server(Source, "127.0.0.1", 0)
-        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
+        conns: set[ProxyConnection] = set()
+        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1], registry=conns)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # a small window
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+        conn = await _accepted(conns)
+        await _until(lambda: conn.upstream.transport is not None
+                     and conn.client is not None and conn.client.is_reading(),
+                     "relaying (the upstream is up and the client read)")
+        up = conn.upstream.transport
+        assert up is not None
         writer.transport.pause_reading()  # stalled: the proxy's writes to it back up
+        first = _read_buffer()  # held: its identity cannot be reused
         writer.write(b"".join(request(2, 5, i, b"") for i in range(count)))
-        await asyncio.sleep(1.5)
+        # the client's queue fills up (views of the buffer among what it holds), so the
+        # proxy stops reading the upstream...
+        await _until(lambda: not up.is_reading(),
+                     "the proxy paused reading the upstream while the client stalled")
+        # ... and the reads it made while views of the buffer sat queued went to a new one
+        assert _read_buffer() is not first, "the shared read buffer was never renewed"
         writer.transport.resume_reading()
         got = await asyncio.wait_for(reader.readexactly(sum(map(len, answers))), 20)
+        await _until(up.is_reading, "the proxy resumed reading the upstream")
         writer.close()
         proxy.close()
         upstream.close()
@@ -197,14 +265,10 @@ def test_a_failed_dial_closes_the_client_connection(run: Run, error: Exception) 
     # raises, the client must not stay connected to nothing
     async def scenario() -> tuple[bytes, int]:
         loop = asyncio.get_running_loop()
-        cluster: Any = _Cluster()
+        cluster: Any = _Cluster(error=error)
         registry: set[ProxyConnection] = set()
-
-        async def dial(conn: ProxyConnection, _cluster: Any, _node: int | None) -> None:
-            raise error
-
         server = await loop.create_server(
-            lambda: ProxyConnection(lambda _t: (cluster, None), dial, registry, 1 << 20),
+            lambda: ProxyConnection(lambda _t: (cluster, None), registry, 1 << 20),
             "127.0.0.1", 0)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", server.sockets[0].getsockname()[1])
@@ -221,7 +285,7 @@ def test_a_failed_dial_closes_the_client_connection(run: Run, error: Exception) 
 
 
 class _Recorder:
-    """A transport that records what is written to it (no socket: start_relay's early path)."""
+    """A transport that records what is written to it (no socket: the early-bytes path)."""
 
     def __init__(self) -> None:
         self.written = bytearray()
@@ -244,12 +308,13 @@ class _Recorder:
 def test_nothing_after_a_bad_early_frame_reaches_the_broker() -> None:
     # bytes that arrived while dialling are fed when the upstream is up; a bad frame among
     # them closes the connection and what followed it is not parsed or forwarded
-    conn = ProxyConnection(lambda _t: None, None, set(), 1 << 20)  # type: ignore[arg-type]
+    conn = ProxyConnection(lambda _t: None, set(), 1 << 20)
     client, upstream = _Recorder(), _Recorder()
     conn.client, conn.upstream.transport = client, upstream  # type: ignore[assignment]
     conn.cluster = _Cluster()  # type: ignore[assignment]
+    conn.phase = Phase.DIALLING
     good = request(18, 3, 1, b"")
     conn._early = [good, struct.pack(">i", -5), request(3, 1, 2, b"")]
-    conn.start_relay()
+    conn.on_upstream_connected(upstream)  # type: ignore[arg-type]
     assert conn.closed and client.closed and upstream.closed
     assert bytes(upstream.written) == good

@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass, field
 
 from kafka_edge.protocol.stream import ConnectionState, RequestStream
+from kafka_edge.relay.connection import Phase
 from kafka_edge.relay.server import _stuck_client
 
 
@@ -19,6 +20,7 @@ class Conn:
     accepted_at: float = 0.0
     closed: bool = False
     client_paused: bool = False
+    phase: Phase = Phase.RELAYING
 
     def send(self, data: bytes) -> None:
         assert self.requests is not None
@@ -72,4 +74,7 @@ def test_zero_disables_and_dialling_is_left_alone() -> None:
     conn = Conn()
     conn.send(METADATA[:13])
     assert _stuck_client(conn, 1000.0, 0, 0) is None  # type: ignore[arg-type]
-    assert check(Conn(requests=None), 1000.0) is None
+    assert check(Conn(requests=None, phase=Phase.DIALLING), 1000.0) is None
+    draining = Conn(phase=Phase.DRAINING)
+    draining.send(METADATA[:13])
+    assert check(draining, 1000.0) is None  # the drain deadline applies

@@ -1,0 +1,202 @@
+"""The first steps of a connection on an SNI listener, before it becomes a ``ProxyConnection``.
+
+::
+
+    socket accepted --ClientHello peeked--> admitted --TLS handshake--> ProxyConnection (accepted)
+        |                 |                    |
+        |                 |                    +--handshake failed--> closed (tls_handshake)
+        |                 +--no SNI, no default_cluster--> handshake_failure alert (no_sni)
+        |                 +--a name that routes nowhere--> unrecognized_name alert (unknown_sni)
+        +--not TLS, or no ClientHello in time--> closed (not_tls)
+
+The ClientHello is read with MSG_PEEK, so the TLS layer reads it again; the decision
+(``admit``) is pure: the listener, the hello, the routing, the certificates in, an admission
+or a refusal out. The refusal is sent before any upstream connection exists, and every refusal
+is logged (names shortened and escaped: a client chose them) and counted by reason. From the TLS
+handshake on, ``relay/connection.py`` follows the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kafka_edge.routing.directory import shorten
+from kafka_edge.tls.clienthello import (
+    ALERT_HANDSHAKE_FAILURE,
+    ALERT_UNRECOGNIZED_NAME,
+    ClientHello,
+    NotTls,
+    alert,
+    parse_client_hello,
+)
+
+if TYPE_CHECKING:
+    from kafka_edge.config import Listener
+    from kafka_edge.observability.metrics import Metrics
+    from kafka_edge.relay.cluster import ClusterRuntime
+    from kafka_edge.relay.connection import ProxyConnection, Route
+    from kafka_edge.tls.endpoint import TlsEndpoint
+
+log = logging.getLogger("kafka_edge.server")
+MAX_HELLO_PEEK = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str  # the metric label: no_sni, unknown_sni
+    alert: int  # the TLS alert sent
+    message: str  # the log line
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    cluster: ClusterRuntime
+    node_id: int | None
+    context: ssl.SSLContext  # the certificate for the name
+
+
+def admit(listener: Listener, hello: ClientHello,
+          resolve: Callable[[str, str], Route | None],
+          clusters: dict[str, ClusterRuntime], endpoint: TlsEndpoint) -> Admission | Refusal:
+    """Where a ClientHello goes on ``listener``: a cluster and target with the certificate to
+    present, or the refusal to send. Never raises on a name a client chose."""
+    name = hello.server_name
+    if name is None:
+        default = listener.default_cluster
+        if default is None:
+            return Refusal("no_sni", ALERT_HANDSHAKE_FAILURE,
+                           f"refused a TLS client that sent no server name (SNI); listener "
+                           f"{listener.name} has no default_cluster")
+        route: Route | None = (clusters[default], None)
+        name = ""
+    else:
+        try:
+            route = resolve(listener.name, name)
+        except Exception:  # a routing bug must not leave the client without an answer
+            log.exception("routing failed for server name %s", shorten(name))
+            route = None
+        if route is None:
+            return Refusal("unknown_sni", ALERT_UNRECOGNIZED_NAME,
+                           f"refused TLS server name '{shorten(name)}': no cluster on listener "
+                           f"{listener.name}")
+    assert route is not None
+    context = (endpoint.context_for(name) if name else None) or endpoint.base
+    assert context is not None
+    return Admission(route[0], route[1], context)
+
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+Factory = Callable[["ClusterRuntime", "int | None"], "ProxyConnection"]
+
+
+class SniAcceptor:
+    """Accepts on one SNI listener's socket and takes each connection through ``admit``."""
+
+    def __init__(self, listener: Listener, endpoint: TlsEndpoint,
+                 resolve: Callable[[str, str], Route | None],
+                 clusters: dict[str, ClusterRuntime], metrics: Metrics, factory: Factory,
+                 draining: Callable[[], bool]) -> None:
+        self.listener = listener
+        self.endpoint = endpoint
+        self.resolve = resolve
+        self.clusters = clusters
+        self.metrics = metrics
+        self.factory = factory
+        self.draining = draining
+
+    async def serve(self, lsock: socket.socket, spawn: Spawn) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(lsock)
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                log.error("accept failed on listener %s: %s", self.listener.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self.draining():
+                sock.close()
+                continue
+            spawn(self.start(sock))
+
+    async def start(self, sock: socket.socket) -> None:
+        listener = self.listener
+        peer = _sock_peer(sock)
+        timeout = listener.tls.handshake_timeout_s
+        try:
+            hello = await asyncio.wait_for(_peek_client_hello(sock), timeout)
+        except (TimeoutError, NotTls, ConnectionError, OSError) as exc:
+            reason = exc if str(exc) else "no TLS ClientHello before the handshake timeout"
+            self.metrics.refused.labels(listener.name, "not_tls").inc()
+            log.warning("refused a connection on TLS listener %s: %s", listener.name, reason,
+                        extra={"peer": peer})
+            sock.close()
+            return
+        decision = admit(listener, hello, self.resolve, self.clusters, self.endpoint)
+        if isinstance(decision, Refusal):
+            self.metrics.refused.labels(listener.name, decision.reason).inc()
+            log.warning("%s", decision.message, extra={"peer": peer})
+            _refuse(sock, decision.alert)
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: self.factory(decision.cluster, decision.node_id), sock,
+                ssl=decision.context, ssl_handshake_timeout=timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            self.metrics.refused.labels(listener.name, "tls_handshake").inc()
+            log.warning("TLS handshake failed on listener %s (server name '%s'): %s",
+                        listener.name, shorten(hello.server_name or ""),
+                        exc or type(exc).__name__, extra={"peer": peer})
+            sock.close()
+
+
+def _sock_peer(sock: socket.socket) -> str:
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _refuse(sock: socket.socket, description: int) -> None:
+    """Answer a ClientHello with a fatal alert (best effort) and close."""
+    with contextlib.suppress(OSError):
+        sock.send(alert(description))
+    sock.close()
+
+
+async def _peek_client_hello(sock: socket.socket) -> ClientHello:
+    """Wait for the ClientHello without consuming it (MSG_PEEK): the TLS layer reads it again."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            data = sock.recv(MAX_HELLO_PEEK, socket.MSG_PEEK)
+        except BlockingIOError:
+            data = None
+        if data == b"":
+            raise ConnectionError("client closed before sending a ClientHello")
+        if data:
+            hello = parse_client_hello(data)
+            if hello is not None:
+                return hello
+            # a partial ClientHello: the socket stays readable, so poll gently
+            await asyncio.sleep(0.005)
+            continue
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(sock.fileno(), _set_once, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())

@@ -1,0 +1,50 @@
+"""Server-side TLS of one bound socket: its certificates, chosen by SNI, reloadable from disk."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kafka_edge.tls.context import Certificate, load_certificates
+
+if TYPE_CHECKING:
+    from kafka_edge.config import TlsServerConfig
+
+
+@dataclass
+class TlsEndpoint:
+    """Server-side TLS of one bound socket: certificates chosen by SNI, hot-reloadable."""
+
+    config: TlsServerConfig
+    certificates: list[Certificate] = field(default_factory=list)
+    base: ssl.SSLContext | None = None
+    mtimes: tuple[float, ...] = ()
+
+    def files(self) -> list[Path]:
+        return [Path(p) for c in self.config.certificates for p in (c.cert_file, c.key_file)]
+
+    def load(self) -> None:
+        pairs = [(c.cert_file, c.key_file) for c in self.config.certificates]
+        certs = load_certificates(pairs, min_version=self.config.min_version,
+                                  ciphers=self.config.ciphers)
+        if self.base is None:
+            self.base = load_certificates(pairs[:1], min_version=self.config.min_version,
+                                          ciphers=self.config.ciphers)[0].context
+        else:  # new handshakes on the base context (no SNI) pick up the new chain too
+            self.base.load_cert_chain(str(pairs[0][0]), str(pairs[0][1]))
+        self.certificates = certs
+        self.mtimes = tuple(f.stat().st_mtime for f in self.files())
+
+    def changed(self) -> bool:
+        try:
+            return tuple(f.stat().st_mtime for f in self.files()) != self.mtimes
+        except OSError:
+            return False
+
+    def context_for(self, server_name: str) -> ssl.SSLContext | None:
+        for cert in self.certificates:
+            if cert.covers(server_name):
+                return cert.context
+        return None
