@@ -34,7 +34,7 @@ def shorten(text: str, limit: int = 80) -> str:
 
 class BrokerDirectory:
     __slots__ = ("_bootstrap", "_edge_address", "_nodes", "_pattern", "_reported",
-                 "generation", "name", "policy", "refused")
+                 "name", "policy", "refused")
 
     def __init__(
         self,
@@ -52,7 +52,6 @@ class BrokerDirectory:
         self._reported: set[Address] = set()
         self.policy = policy
         self.name = name  # the cluster's, for log lines
-        self.generation = 0  # bumps whenever a node's address changes
         self.refused = 0  # addresses named by answers and refused by the policy (not reported)
 
     @property
@@ -70,9 +69,8 @@ class BrokerDirectory:
             return False
         for node_id, host, port in entries:
             address = (host, port)
-            if node_id >= 0 and self._nodes.get(node_id) != address:
+            if node_id >= 0:
                 self._nodes[node_id] = address
-                self.generation += 1
         return True
 
     def _report(self, address: Address, source: str) -> None:
