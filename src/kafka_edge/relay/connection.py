@@ -9,20 +9,26 @@ against the table)::
     dialling  --close-->               closed
     relaying  --drain-->               draining
     relaying  --close-->               closed
+    draining  --drained-->             finishing
     draining  --close-->               closed
+    finishing --close-->               closed
     closed    --upstream_connected-->  closed
 
-``accepted``: the client's transport is up (after the TLS handshake on TLS ports; on SNI
-listeners ``relay/accept.py`` has already read the ClientHello, routed the name and chosen the
-certificate). ``dialling``: the client's socket is not read (the kernel buffers what it sends)
-while ``ClusterRuntime.dial`` connects to the broker, checking the address policy first.
-``relaying``: bytes flow through a ``RequestStream`` (client -> broker) and a
-``ResponseStream`` (broker -> client); when one side's write buffer is full the other side's
-reads pause, so memory stays bounded when a peer reads slowly. ``draining`` (the proxy is
-shutting down): no request is taken after the frame in progress, and the proxy closes the
-connection once every answer to what reached the broker has been written whole.
-``closed``: both transports closed (what was queued is flushed first); an upstream connection
-that completes after the client left is closed at once.
+``accepted``: the client's transport is up (after the TLS handshake on TLS ports; on SNI listeners
+``relay/accept.py`` has already read the ClientHello, routed the name and chosen the certificate).
+``dialling``: the client's socket is not read (the kernel buffers what it sends) while
+``ClusterRuntime.dial`` connects to the broker, checking the address policy first. ``relaying``:
+bytes flow through a ``RequestStream`` (client -> broker) and a ``ResponseStream`` (broker ->
+client); when one side's write buffer is full the other side's reads pause, so memory stays bounded
+when a peer reads slowly. ``draining`` (the proxy is shutting down): no request is taken after the
+frame in progress (later ones are read and dropped: never forwarded, so the client resends them
+elsewhere), until every answer to what reached the broker has been written whole and has left the
+proxy's buffers. ``finishing``: on TCP the client's side is half-closed (FIN after the last byte)
+and the proxy reads on until the client closes, so no unread input turns the close into a reset
+that would discard answers still in the kernel's send buffer; on TLS the transport's own shutdown
+(close_notify) does the same. The drain deadline aborts whatever is left. ``closed``: both
+transports closed (what was queued is flushed first); an upstream connection that completes after
+the client left is closed at once.
 
 Events are the ``on_*`` methods (and the transports' callbacks, which call them); phases change
 only through ``_to``, and an event that has no transition in the current phase is a bug:
@@ -55,10 +61,12 @@ class Phase(enum.Enum):
     DIALLING = "dialling"
     RELAYING = "relaying"
     DRAINING = "draining"
+    FINISHING = "finishing"
     CLOSED = "closed"
 
 
 _A, _D, _R, _DR, _C = Phase.ACCEPTED, Phase.DIALLING, Phase.RELAYING, Phase.DRAINING, Phase.CLOSED
+_F = Phase.FINISHING
 
 # (phase, event) -> the next phase: every change of phase, in one table.
 TRANSITIONS: dict[tuple[Phase, str], Phase] = {
@@ -68,7 +76,9 @@ TRANSITIONS: dict[tuple[Phase, str], Phase] = {
     (_D, "close"): _C,
     (_R, "drain"): _DR,
     (_R, "close"): _C,
+    (_DR, "drained"): _F,
     (_DR, "close"): _C,
+    (_F, "close"): _C,
     (_C, "upstream_connected"): _C,
 }
 
@@ -150,15 +160,17 @@ class UpstreamSide(_Side):
             read.renew()
         if conn.state.close_reason is not None:  # e.g. a refused SASL mechanism, answer sent
             conn.fail(conn.state.close_reason, kind="refused")
-        elif conn.phase is _DR and conn.drained():
-            conn.close("proxy draining: every answer written")
+        elif conn.phase is _DR:
+            conn.check_drained()
 
     def eof_received(self) -> bool | None:
-        self.conn.close("broker closed the connection")
+        if self.conn.phase is not _F:  # finishing: the proxy closed this side itself
+            self.conn.close("broker closed the connection")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.close("broker connection lost" + (f": {exc}" if exc else ""))
+        if self.conn.phase is not _F:
+            self.conn.close("broker connection lost" + (f": {exc}" if exc else ""))
 
     def pause_writing(self) -> None:
         self.conn.pause_client_reading()
@@ -309,9 +321,9 @@ class ProxyConnection(_SharedBufferReader):
 
     def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
-        if self.phase is _DR:
-            if requests.feed_to_boundary(data):
-                self._stop_client_reads()
+        if self.phase is _DR or self.phase is _F:
+            if not self._requests_stopped and requests.feed_to_boundary(data):
+                self._requests_stopped = True  # what follows is dropped, never forwarded
             return
         try:
             requests.feed(data)
@@ -355,8 +367,8 @@ class ProxyConnection(_SharedBufferReader):
             self.client.pause_reading()
 
     def resume_client_reading(self) -> None:
-        if self._requests_stopped or self.phase not in (_R, _DR):
-            return  # dialling, draining past the last request, or closed
+        if self.phase not in (_R, _DR, _F):
+            return  # dialling or closed
         if self.client is not None and self._client_paused:
             self._client_paused = False
             self.client.resume_reading()
@@ -364,8 +376,8 @@ class ProxyConnection(_SharedBufferReader):
     # -- draining ------------------------------------------------------------------------------
 
     def on_drain(self) -> None:
-        """The proxy is shutting down: take no request after the frame in progress; closed
-        once every answer to what reached the broker has been written whole."""
+        """The proxy is shutting down: take no request after the frame in progress; finish
+        once every answer to what reached the broker has left the proxy."""
         if self.phase is _D:
             self.close("proxy draining (nothing had reached the broker)")
             return
@@ -375,21 +387,32 @@ class ProxyConnection(_SharedBufferReader):
         requests = self.requests
         assert requests is not None
         if requests.feed_to_boundary(b""):  # between frames (a partial header is dropped)
-            self._stop_client_reads()
-        if self.drained():
-            self.close("proxy draining: nothing in flight")
-
-    def _stop_client_reads(self) -> None:
-        self._requests_stopped = True
-        if self.client is not None and not self._client_paused:
-            self._client_paused = True
-            self.client.pause_reading()
+            self._requests_stopped = True
+        self.resume_client_reading()  # read on: unread input would make the close a reset
+        self.check_drained()
 
     def drained(self) -> bool:
         """Draining and nothing in flight: no request partly sent or awaiting its answer, no
-        answer partly written."""
+        answer partly written or still in the client transport's buffer."""
+        client = self.client
         return (self.phase is _DR and self._requests_stopped and not self.state.in_flight
-                and self.responses.between_frames())
+                and self.responses.between_frames()
+                and (client is None or not client.get_write_buffer_size()))
+
+    def check_drained(self) -> None:
+        """Finish the connection if it is drained (asked after each broker read while
+        draining, and by the proxy's drain loop as the client's buffer empties)."""
+        if not self.drained() or not self._to("drained"):
+            return
+        client = self.client
+        upstream = self.upstream.transport
+        if upstream is not None:
+            self.upstream.transport = None  # nothing more goes there
+            upstream.close()
+        if client is None or not client.can_write_eof():
+            self.close("proxy draining: every answer written")  # TLS: close_notify, then close
+            return
+        client.write_eof()  # FIN after the last answer; read on until the client closes
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -427,8 +450,12 @@ class ProxyConnection(_SharedBufferReader):
             self.upstream.transport.close()
 
     def abort(self) -> None:
-        """Hard close (shutdown timeout)."""
-        self.close("proxy shutting down")
+        """Hard close (the drain deadline)."""
+        if self.phase is _DR:
+            self.close("proxy shutting down: the drain deadline cut requests or answers in "
+                       "flight (limits.drain_timeout_s)", level=logging.WARNING)
+        else:
+            self.close("proxy shutting down")
         if self.client is not None:
             self.client.abort()
         if self.upstream.transport is not None:

@@ -212,11 +212,13 @@ class Proxy:
             sock.close()
         deadline = time.monotonic() + timeout
         # A Kafka connection never ends by itself: each takes no new request after the frame
-        # it is in, and closes itself once every answer to what reached the broker has been
-        # written whole; clients reconnect (to another instance) and resend the rest.
+        # it is in, and finishes once every answer to what reached the broker has left the
+        # proxy; clients reconnect (to another instance) and resend the rest.
         for conn in list(self.connections):
             conn.on_drain()
-        while self.connections and time.monotonic() < deadline:  # noqa: ASYNC110 - a deadline too
+        while self.connections and time.monotonic() < deadline:
+            for conn in list(self.connections):
+                conn.check_drained()  # the client's buffer may have emptied since
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.abort()

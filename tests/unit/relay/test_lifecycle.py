@@ -57,6 +57,12 @@ class Transport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.log.append((self.side, "eof"))
+
     def set_write_buffer_limits(self, high: int, low: int) -> None:
         pass
 
@@ -236,13 +242,24 @@ def test_drain_waits_for_a_half_streamed_answer() -> None:
         p.broker_sends(answer[:300])
         p.out()
         p.conn.on_drain()
-        # no new request may start; the answer is half written: nothing closes
-        assert p.out() == [("client", "pause")] and p.conn.phase is Phase.DRAINING
-        p.client_sends(request(3, 12, 8))  # already in the socket buffer: not forwarded
+        # the answer is half written: nothing closes
+        assert p.out() == [] and p.conn.phase is Phase.DRAINING
+        p.client_sends(request(3, 12, 8))  # a request after the drain began: dropped
         assert p.out() == []
+        p.client.buffered = 4096  # the rest is written but still in the client's buffer
         p.broker_sends(answer[300:])
-        assert p.out() == [("client", "write", answer[300:]),
-                           ("client", "close"), ("upstream", "close")]
+        assert p.out() == [("client", "write", answer[300:])]
+        assert p.conn.phase is Phase.DRAINING
+        p.client.buffered = 0
+        p.conn.check_drained()  # the proxy's drain loop asks again
+        # << the upstream closes, the client gets a FIN after the last byte; reading goes on
+        assert p.out() == [("upstream", "close"), ("client", "eof")]
+        assert p.conn.phase is Phase.FINISHING
+        p.conn.upstream.connection_lost(None)  # our own close of the broker side: expected
+        p.client_sends(request(3, 12, 9))  # still read (and dropped): no reset
+        assert p.out() == [] and p.conn.phase is Phase.FINISHING
+        p.conn.eof_received()  # >> the client closes
+        assert p.out() == [("client", "close")] and p.conn.phase is Phase.CLOSED
     run(scenario)
 
 
@@ -256,11 +273,24 @@ def test_drain_lets_a_half_sent_request_finish_then_waits_for_its_answer() -> No
         p.conn.on_drain()
         assert p.out() == [] and p.conn.phase is Phase.DRAINING  # still reading the request
         p.client_sends(big[100:] + request(3, 12, 10))
-        assert p.out() == [("upstream", "write", big[100:]), ("client", "pause")]
+        assert p.out() == [("upstream", "write", big[100:])]  # the next request is dropped
         p.broker_sends(response(9, b"ok"))
         assert p.out() == [("client", "write", response(9, b"ok")),
-                           ("client", "close"), ("upstream", "close")]
+                           ("upstream", "close"), ("client", "eof")]
     run(scenario)
+
+
+def test_drain_deadline_aborts_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(p: Playbook) -> None:
+        await p.accept()
+        await p.upstream_up()
+        p.client_sends(request(1, 12, 7))
+        p.conn.on_drain()
+        p.out()
+        p.conn.abort()
+        assert ("client", "abort") in p.out() and p.conn.phase is Phase.CLOSED
+    run(scenario)
+    assert "drain deadline cut" in caplog.text
 
 
 def test_drain_while_dialling_closes_at_once() -> None:
