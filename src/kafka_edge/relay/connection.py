@@ -336,11 +336,18 @@ class ProxyConnection(_SharedBufferReader):
             _READ.renew()
 
     def eof_received(self) -> bool | None:
-        self.close("client closed the connection", level=logging.DEBUG)
+        if self.phase is _F:
+            self.close("proxy draining: every answer written, the client closed")
+        else:
+            self.close("client closed the connection", level=logging.DEBUG)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.close("client connection lost" + (f": {exc}" if exc else ""), level=logging.DEBUG)
+        if self.phase is _F:
+            self.close("proxy draining: every answer written, the client went away")
+        else:
+            self.close("client connection lost" + (f": {exc}" if exc else ""),
+                       level=logging.DEBUG)
 
     # -- flow control ----------------------------------------------------------------------
 
