@@ -94,6 +94,35 @@ def check_dns_name(name: str) -> str:
     )
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_allowed_host(entry: str) -> str | IpNetwork:
+    """One ``allowed_hosts`` entry: an IP network (an address alone is a /32 or /128), a
+    ``*.domain`` suffix (returned as ``.domain``) or an exact host name (lowercased).
+    ValueError says what was expected."""
+    text = entry.strip()
+    if not text:
+        raise ValueError("expected a host name, *.domain, an IP address or a CIDR network")
+    if "/" in text or is_ip(text):
+        try:
+            return ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"expected an IP network such as 10.0.0.0/16 ({exc})") from None
+    name = text.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if name.startswith("*."):
+        name = name[1:]
+        labels = name[1:].split(".")
+    else:
+        labels = name.split(".")
+    if "*" in name or not all(labels) or not name.isascii():
+        raise ValueError("expected a host name or *.domain (a wildcard only as the first label)")
+    return name
+
+
+
 def parse_host_port(text: str) -> HostPort:
     """``"host:port"`` or ``"[ipv6]:port"`` -> :class:`HostPort`; raises ValueError."""
     if text.startswith("["):

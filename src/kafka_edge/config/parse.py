@@ -72,10 +72,10 @@ from kafka_edge.config.names import (
     check_host_pattern,
     is_wildcard,
     names_overlap,
+    parse_allowed_host,
     parse_host_port,
 )
 from kafka_edge.config.secret import Secret
-from kafka_edge.routing.policy import parse_allowed_host
 
 DEFAULT_HTTP_BIND = "127.0.0.1:9180"
 """Outside 9092..9156, the ports of the common "bootstrap 9092, brokers 0..63 after it" layout."""

@@ -26,45 +26,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from kafka_edge.config.names import NODE, IpNetwork, is_ip, parse_allowed_host
+
 _MAX_NODE_DIGITS = 10  # node ids are int32
-NODE = "{node}"  # the placeholder of broker_address_pattern (as in config.names)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _normal(host: str) -> str:
     host = host.lower()
     return host[:-1] if host.endswith(".") else host
-
-
-def parse_allowed_host(entry: str) -> str | IpNetwork:
-    """One ``allowed_hosts`` entry: an IP network (an address alone is a /32 or /128), a
-    ``*.domain`` suffix (returned as ``.domain``) or an exact host name (lowercased).
-    ValueError says what was expected."""
-    text = entry.strip()
-    if not text:
-        raise ValueError("expected a host name, *.domain, an IP address or a CIDR network")
-    if "/" in text or is_ip(text):
-        try:
-            return ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"expected an IP network such as 10.0.0.0/16 ({exc})") from None
-    name = _normal(text)
-    if name.startswith("*."):
-        name = name[1:]
-        labels = name[1:].split(".")
-    else:
-        labels = name.split(".")
-    if "*" in name or not all(labels) or not name.isascii():
-        raise ValueError("expected a host name or *.domain (a wildcard only as the first label)")
-    return name
 
 
 class UpstreamPolicy:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kafka_edge.config.names import parse_allowed_host
 from kafka_edge.routing.directory import BrokerDirectory, shorten
-from kafka_edge.routing.policy import UpstreamPolicy, parse_allowed_host
+from kafka_edge.routing.policy import UpstreamPolicy
 
 MSK = "b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com"
 
