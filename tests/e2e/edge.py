@@ -1,10 +1,17 @@
 """Test helpers around a real kafka-edge process: start it from a config, wait until ready,
-stop it, read its log and metrics; plus a recording TCP relay standing for a load balancer."""
+stop it, read its log and metrics; plus a recording TCP relay standing for a load balancer.
+
+Every process :meth:`EdgeProcess.stop` stops is scraped first: the metric families that had a
+non-zero sample are added to :data:`MOVED` (the whole pytest session's, read by
+tests/e2e/test_zz_metrics_moved.py), and every scrape, successful or not, to :data:`SCRAPES`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import http.client
 import os
 import random
 import signal
@@ -24,6 +31,29 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_EDGE = [sys.executable, "-m", "kafka_edge.cli"]
+
+# metric family -> the tests whose kafka-edge processes had a non-zero sample of it when stopped
+MOVED: dict[str, set[str]] = {}
+# (test, edge name, None when /metrics was read, else why not): every process stop() stopped
+SCRAPES: list[tuple[str, str, str | None]] = []
+
+
+def moved_families(exposition: str) -> set[str]:
+    """The metric families with a non-zero sample in a /metrics text. ``*_created`` samples
+    (when a labelled child was first used: never zero) do not count; nor does a histogram's
+    ``le`` bound, which is a label."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    moved = set()
+    for family in text_string_to_metric_families(exposition):
+        if any(s.value != 0 and not s.name.endswith("_created") for s in family.samples):
+            moved.add(family.name)
+    return moved
+
+
+def _current_test() -> str:
+    current = os.environ.get("PYTEST_CURRENT_TEST", "(outside a test)")
+    return current.rsplit(" (", 1)[0]  # without " (setup)" / " (call)" / " (teardown)"
 
 
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
@@ -102,6 +132,8 @@ class EdgeProcess:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **self.env}
         self.started_at = time.monotonic()
+        # a restart appends to the same log: only this process's lines say it is ready
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
@@ -109,7 +141,7 @@ class EdgeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kafka-edge exited with {self.proc.returncode}:\n{self.log()}")
-            if "kafka-edge ready" in self.log():
+            if b"kafka-edge ready" in self.log_path.read_bytes()[log_start:]:
                 self.ready_after = time.monotonic() - self.started_at
                 return self
             time.sleep(0.05)
@@ -154,6 +186,30 @@ class EdgeProcess:
                 total += float(value)
         return total
 
+    def record_metrics(self) -> None:
+        """Scrape /metrics into :data:`MOVED` and :data:`SCRAPES`; never raises (the endpoint
+        may be disabled, or the process dead or stuck). In a network namespace the scrape runs
+        inside it (``get``)."""
+        where = _current_test()
+        if self.config["observability"].get("http_bind") is None:
+            SCRAPES.append((where, self.name, "observability.http_bind disabled"))
+            return
+        if self.proc is None or self.proc.poll() is not None:
+            SCRAPES.append((where, self.name, "the process had already exited"))
+            return
+        try:
+            status, body = self.get("/metrics")
+            if status != 200:
+                raise ValueError(f"HTTP {status}")
+            moved = moved_families(body)
+        except (OSError, ValueError, http.client.HTTPException,
+                subprocess.SubprocessError) as exc:
+            SCRAPES.append((where, self.name, f"scrape failed: {exc!r}"))
+            return
+        SCRAPES.append((where, self.name, None))
+        for family in moved:
+            MOVED.setdefault(family, set()).add(where)
+
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
@@ -167,6 +223,7 @@ class EdgeProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.record_metrics()
             self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -237,7 +294,7 @@ class RecordingRelay:
     async def _start(self) -> None:
         for port, target in self.routes.items():
             server = await asyncio.start_server(
-                lambda r, w, t=target: self._pipe(r, w, t), self.listen_host, port)
+                functools.partial(self._pipe, target=target), self.listen_host, port)
             self._servers.append(server)
 
     async def _stop(self) -> None:

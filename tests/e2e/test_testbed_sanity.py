@@ -127,8 +127,8 @@ def test_broker_stop_and_start_moves_leaders(kafka3: KafkaCluster) -> None:
     kafka3.create_topic(topic, partitions=3, replication_factor=3)
     leaders = kafka3.partition_leaders(topic)
     victim = leaders[0]
-    kafka3.stop_broker(victim)
     try:
+        kafka3.stop_broker(victim)  # inside: a stop that fails half way is undone too
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             moved = kafka3.partition_leaders(topic)

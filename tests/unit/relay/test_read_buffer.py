@@ -112,53 +112,74 @@ def _read_buffer() -> bytearray:
     return relay_connection._READ.buf
 
 
+def _stalled_peer_socket() -> socket.socket:
+    """A non-blocking socket with a small receive window (a peer that reads slowly, or not at
+    all until the test says so: plain sockets, so that no event loop reads for it)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+    sock.setblocking(False)
+    return sock
+
+
+async def _recv_exactly(sock: socket.socket, n: int, timeout: float = 20.0) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    async with asyncio.timeout(timeout):
+        while len(got) < n:
+            chunk = await loop.sock_recv(sock, min(1 << 16, n - len(got)))
+            if not chunk:
+                break
+            got += chunk
+    return bytes(got)
+
+
+async def _tear_down(conns: set[ProxyConnection], *closables: Any) -> None:
+    """Close what a scenario opened, also when it failed half way (a transport left paused
+    with data queued would otherwise keep the event loop from closing)."""
+    for closable in closables:
+        if closable is not None:
+            closable.close()
+    for conn in list(conns):
+        conn.abort()
+    await asyncio.sleep(0.05)  # let the transports' close callbacks run before the loop ends
+
+
 @LOOPS
 def test_requests_queued_for_a_stalled_upstream_arrive_intact(run: Run) -> None:
     frames = b"".join(request(3, 1, i, os.urandom(50_000)) for i in range(120))  # 6 MB
 
     async def scenario() -> bytes:
         loop = asyncio.get_running_loop()
-        received = bytearray()
-        sink: asyncio.Future[asyncio.Transport] = loop.create_future()
-
-        class Sink(asyncio.Protocol):
-            def connection_made(self, transport: Any) -> None:
-                transport.pause_reading()  # stalled: the proxy's writes to it back up
-                sink.set_result(transport)
-
-            def data_received(self, data: bytes) -> None:
-                received.extend(data)
-
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # a small window
+        listener = _stalled_peer_socket()  # accepted sockets inherit the small window
         listener.bind(("127.0.0.1", 0))
-        upstream = await loop.create_server(Sink, sock=listener)
+        listener.listen()
         conns: set[ProxyConnection] = set()
-        proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1], registry=conns)
+        proxy, port = await _proxy_to(listener.getsockname()[1], registry=conns)
+        upstream: socket.socket | None = None
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        conn = await _accepted(conns)
-        stalled = await asyncio.wait_for(sink, 10)
-        client = conn.client
-        assert client is not None
-        # relaying: the proxy reads the client (it did not while dialling)
-        await _until(client.is_reading, "the proxy reads the client once the upstream is up")
-        first = _read_buffer()  # held: its identity cannot be reused
-        writer.write(frames)
-        # the upstream's queue fills up (views of the buffer among what it holds), so the
-        # proxy stops reading the client...
-        await _until(lambda: not client.is_reading() and conn.client_paused,
-                     "the proxy paused reading the client while the upstream stalled")
-        assert not received  # the upstream really stalled
-        # ... and the reads it made while views of the buffer sat queued went to a new one
-        assert _read_buffer() is not first, "the shared read buffer was never renewed"
-        stalled.resume_reading()
-        await _until(lambda: len(received) >= len(frames), "every byte reached the upstream",
-                     timeout=20)
-        await _until(client.is_reading, "the proxy resumed reading the client")
-        writer.close()
-        proxy.close()
-        upstream.close()
-        return bytes(received)
+        try:
+            conn = await _accepted(conns)
+            client = conn.client
+            assert client is not None
+            # relaying: the proxy reads the client (it did not while dialling)
+            await _until(client.is_reading, "the proxy reads the client once the upstream is up")
+            first = _read_buffer()  # held: its identity cannot be reused
+            writer.write(frames)
+            # the upstream reads nothing: the proxy's queue towards it fills up (views of the
+            # shared buffer among what it holds), so the proxy stops reading the client...
+            await _until(lambda: not client.is_reading() and conn.client_paused,
+                         "the proxy paused reading the client while the upstream stalled")
+            # ... and the reads it made while views of the buffer sat queued went to a new one
+            renewed = _read_buffer() is not first
+            assert renewed, "the shared read buffer was never renewed"
+            assert conn.bytes_up < len(frames)  # it is holding the client back
+            upstream, _ = await asyncio.wait_for(loop.sock_accept(listener), 10)
+            upstream.setblocking(False)
+            received = await _recv_exactly(upstream, len(frames))
+            await _until(client.is_reading, "the proxy resumed reading the client")
+        finally:
+            await _tear_down(conns, writer, proxy, upstream, listener)
+        return received
 
     assert run(scenario()) == frames
 
@@ -186,32 +207,29 @@ def test_answers_queued_for_a_stalled_client_arrive_intact(run: Run) -> None:
         upstream = await loop.create_server(Source, "127.0.0.1", 0)
         conns: set[ProxyConnection] = set()
         proxy, port = await _proxy_to(upstream.sockets[0].getsockname()[1], registry=conns)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # a small window
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
-        conn = await _accepted(conns)
-        await _until(lambda: conn.upstream.transport is not None
-                     and conn.client is not None and conn.client.is_reading(),
-                     "relaying (the upstream is up and the client read)")
-        up = conn.upstream.transport
-        assert up is not None
-        writer.transport.pause_reading()  # stalled: the proxy's writes to it back up
-        first = _read_buffer()  # held: its identity cannot be reused
-        writer.write(b"".join(request(2, 5, i, b"") for i in range(count)))
-        # the client's queue fills up (views of the buffer among what it holds), so the
-        # proxy stops reading the upstream...
-        await _until(lambda: not up.is_reading(),
-                     "the proxy paused reading the upstream while the client stalled")
-        # ... and the reads it made while views of the buffer sat queued went to a new one
-        assert _read_buffer() is not first, "the shared read buffer was never renewed"
-        writer.transport.resume_reading()
-        got = await asyncio.wait_for(reader.readexactly(sum(map(len, answers))), 20)
-        await _until(up.is_reading, "the proxy resumed reading the upstream")
-        writer.close()
-        proxy.close()
-        upstream.close()
+        client = _stalled_peer_socket()
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            conn = await _accepted(conns)
+            await _until(lambda: conn.upstream.transport is not None
+                         and conn.client is not None and conn.client.is_reading(),
+                         "relaying (the upstream is up and the client read)")
+            up = conn.upstream.transport
+            assert up is not None
+            first = _read_buffer()  # held: its identity cannot be reused
+            await loop.sock_sendall(client, b"".join(request(2, 5, i, b"") for i in range(count)))
+            # the client reads nothing: the proxy's queue towards it fills up (views of the
+            # shared buffer among what it holds), so the proxy stops reading the upstream...
+            await _until(lambda: not up.is_reading(),
+                         "the proxy paused reading the upstream while the client stalled")
+            # ... and the reads it made while views of the buffer sat queued went to a new one
+            renewed = _read_buffer() is not first
+            assert renewed, "the shared read buffer was never renewed"
+            assert conn.bytes_down < sum(map(len, answers))  # it is holding the upstream back
+            got = await _recv_exactly(client, sum(map(len, answers)))
+            await _until(up.is_reading, "the proxy resumed reading the upstream")
+        finally:
+            await _tear_down(conns, client, proxy, upstream)
         return got
 
     assert run(scenario()) == b"".join(answers)
