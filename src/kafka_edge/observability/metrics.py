@@ -24,7 +24,8 @@ class Metrics:
         self.endpoints_dropped = Counter(
             "kafka_edge_node_endpoints_dropped",
             "Fetch answers streamed through whose KIP-951 NodeEndpoints were left out because "
-            "the rewritten addresses are longer than the broker's (clients then ask Metadata)",
+            "the rewritten addresses are longer than the broker's, or 1 to 5 bytes shorter "
+            "(too little room for padding); clients then ask Metadata",
             ["cluster"], registry=r)
         self.sasl_handshakes = Counter(
             "kafka_edge_sasl_handshakes", "SASL handshakes relayed (re-authentications included)",
