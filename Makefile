@@ -2,13 +2,14 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup test unit e2e lint typecheck check demo bench clean
+.PHONY: setup test unit e2e lint deadcode typecheck check demo bench clean
 
 setup:
 	bash scripts/setup.sh
 
 test: setup
 	$(PY) -m ruff check src tests testbed scripts bench
+	$(PY) scripts/deadcode.py
 	$(PY) -m mypy
 	$(PY) -m pytest tests
 
@@ -20,6 +21,10 @@ e2e: setup
 
 lint:
 	$(PY) -m ruff check src tests testbed scripts bench
+	$(PY) scripts/deadcode.py
+
+deadcode:  # vulture over src/ and testbed/; false positives in scripts/deadcode_whitelist.py
+	$(PY) scripts/deadcode.py
 
 typecheck:
 	$(PY) -m mypy

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from brokers import Cluster, Topics, make_proxy_tls, start_cluster
+from brokers import Cluster, ProxyTls, Topics, make_proxy_tls, start_cluster
 from measure import (
     CLK_TCK,
     KafkaTools,
@@ -100,7 +100,26 @@ def start_edge(build: Build, cluster: Cluster, variant: str, base: int, work: Pa
     return ProxyProcess(build.name, argv, work / f"{build.name}.log", env=env)
 
 
-def main() -> int:
+@dataclass
+class Setup:
+    """What every run of every build shares."""
+
+    args: argparse.Namespace
+    workloads: list[str]
+    work: Path
+    cluster: Cluster
+    ports: PortBlocks
+    tls: ProxyTls | None
+    client: dict[str, str]  # the perf clients' security settings
+    tools: KafkaTools
+    topics: Topics
+
+    @property
+    def tls_files(self) -> tuple[str, str] | None:
+        return (str(self.tls.cert_file), str(self.tls.key_file)) if self.tls else None
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", action="append", required=True, metavar="NAME=REV")
     ap.add_argument("--variant", choices=("plain", "tls"), default="plain")
@@ -117,7 +136,11 @@ def main() -> int:
                     help="run build NAME at scheduling priority N (e.g. -10: does the proxy "
                          "lose time waiting for a CPU?)")
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "work" / "ab" / "result.json")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     workloads = args.workload.split(",")
 
     root = BENCH_DIR / "work" / "ab"
@@ -129,100 +152,122 @@ def main() -> int:
 
     cluster = start_cluster(REPO_ROOT / "scripts" / "kafka-local", work / "cluster", brokers=3,
                             heap="2g", advertise={}, log=work / "cluster.log")
-    ports = PortBlocks()
     tls = make_proxy_tls(work / "tls") if args.variant == "tls" else None
-    tls_files = (str(tls.cert_file), str(tls.key_file)) if tls else None
     client = ({"security.protocol": "SSL", "ssl.truststore.type": "PEM",
                "ssl.truststore.location": str(tls.ca_file)} if tls else {})
-    tools = KafkaTools(REPO_ROOT / ".cache" / "kafka" / cluster.kafka_version / "libs", work)
-    topics = Topics(cluster.bootstrap("PLAINTEXT"))
+    setup = Setup(args, workloads, work, cluster, PortBlocks(), tls, client,
+                  KafkaTools(REPO_ROOT / ".cache" / "kafka" / cluster.kafka_version / "libs",
+                             work),
+                  Topics(cluster.bootstrap("PLAINTEXT")))
     try:
-        # the brokers' first minute is slow (JIT, page cache): warm them up directly, unmeasured
-        topics.create("ab-warmup", PARTITIONS, REPLICATION)
-        producer_perf(tools, "ab-warmup", bootstrap=cluster.bootstrap("PLAINTEXT"),
-                      topic="ab-warmup", records=100_000, record_size=RECORD_SIZE,
-                      throughput=-1, client={}, timeout=600)
-        topics.delete("ab-warmup")
+        warm_up(setup)
         for r in range(args.rounds):
             order = builds if r % 2 == 0 else builds[::-1]
             for build in order:
-                base = ports.block()
-                proc = start_edge(build, cluster, args.variant, base, work, tls_files,
-                                  args.log_level)
-                niceness = dict(spec.split("=", 1) for spec in args.nice)
-                if build.name in niceness:
-                    os.setpriority(os.PRIO_PROCESS, proc.popen.pid, int(niceness[build.name]))
-                try:
-                    wait_ready(HOST, base, ca_file=str(tls.ca_file) if tls else None,
-                               started=proc.started, timeout=60, alive=proc.alive,
-                               brokers=len(cluster.node_ids))
-                    topic = f"ab-{build.name}-{r}"
-                    topics.create(topic, PARTITIONS, REPLICATION)
-                    if "latency" in workloads:
-                        topics.create(topic + "-l", PARTITIONS, REPLICATION)
-                    perf = None
-                    if args.profile and r < 2:
-                        pid = str(proc.popen.pid)
-                        argv = (["perf", "record", "-g", "-F", "499", "-p", pid,
-                                 "-o", str(work / f"perf-{build.name}-{r}.data")]
-                                if args.profile == "perf" else
-                                [str(Path(sys.executable).parent / "py-spy"), "record",
-                                 "--native", "-r", "250", "-f", "raw", "-p", pid,
-                                 "-o", str(work / f"py-spy-{build.name}-{r}.txt")])
-                        perf = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL)
-                    run: dict[str, float] = {}
-                    bootstrap = f"{HOST}:{base}"
-                    for wl in workloads:
-                        u0, s0 = cpu_ticks(proc.popen.pid)
-                        if wl == "latency":
-                            lat = latency_probe(tools, f"ab-{build.name}-{r}-l",
-                                                bootstrap=bootstrap, topic=topic + "-l",
-                                                records=int(args.rate * 15),
-                                                record_size=RECORD_SIZE, rate=args.rate,
-                                                client=client, timeout=600)
-                            run.update(p50_ms=lat.p50_ms, p99_ms=lat.p99_ms,
-                                       p999_ms=lat.p999_ms)
-                            continue
-                        if wl == "producer":
-                            res = producer_perf(tools, f"ab-{build.name}-{r}-p",
-                                                bootstrap=bootstrap, topic=topic,
-                                                records=args.records,
-                                                record_size=RECORD_SIZE, throughput=-1,
-                                                client=client, timeout=600)
-                            run["producer_mb_s"] = res.mb_s
-                            moved = args.records * RECORD_SIZE
-                        else:
-                            cres = consumer_perf(tools, f"ab-{build.name}-{r}-c",
-                                                 bootstrap=bootstrap, topic=topic,
-                                                 records=args.records, client=client,
-                                                 timeout=600)
-                            run["consumer_mb_s"] = cres.mb_s
-                            moved = cres.records * RECORD_SIZE
-                        u1, s1 = cpu_ticks(proc.popen.pid)
-                        gb = moved / 1e9
-                        run[f"{wl}_user_s_per_gb"] = round((u1 - u0) / CLK_TCK / gb, 3)
-                        run[f"{wl}_sys_s_per_gb"] = round((s1 - s0) / CLK_TCK / gb, 3)
-                        run[f"{wl}_cpu_s_per_gb"] = round((u1 - u0 + s1 - s0) / CLK_TCK / gb,
-                                                          3)
-                    run["peak_rss_kib"] = proc.tree.peak_rss_kib()
-                    if perf is not None:
-                        perf.send_signal(signal.SIGINT)
-                        perf.wait(timeout=60)
-                    topics.delete(topic, *([topic + "-l"] if "latency" in workloads else []))
-                    build.runs.append(run)
-                    print(f"[ab] round {r} {build.name}: {run}", flush=True)
-                finally:
-                    proc.stop()
-                    time.sleep(1)
+                measure_build(setup, build, r)
     finally:
-        topics.close()
+        setup.topics.close()
         cluster.down()
         for b in builds:
             if b.rev != "working tree":
                 subprocess.run(["git", "worktree", "remove", "--force", str(b.src.parent)],
                                cwd=REPO_ROOT, check=False, capture_output=True)
+    report(args, builds)
+    return 0
 
+
+def warm_up(setup: Setup) -> None:
+    """The brokers' first minute is slow (JIT, page cache): warm them up directly, unmeasured."""
+    bootstrap = setup.cluster.bootstrap("PLAINTEXT")
+    setup.topics.create("ab-warmup", PARTITIONS, REPLICATION)
+    producer_perf(setup.tools, "ab-warmup", bootstrap=bootstrap,
+                  topic="ab-warmup", records=100_000, record_size=RECORD_SIZE,
+                  throughput=-1, client={}, timeout=600)
+    setup.topics.delete("ab-warmup")
+
+
+def measure_build(setup: Setup, build: Build, r: int) -> None:
+    """Round ``r`` of ``build``: start it, run every workload through it, record the run."""
+    args, topics, cluster = setup.args, setup.topics, setup.cluster
+    base = setup.ports.block()
+    proc = start_edge(build, cluster, args.variant, base, setup.work, setup.tls_files,
+                      args.log_level)
+    niceness = dict(spec.split("=", 1) for spec in args.nice)
+    if build.name in niceness:
+        os.setpriority(os.PRIO_PROCESS, proc.popen.pid, int(niceness[build.name]))
+    try:
+        wait_ready(HOST, base, ca_file=str(setup.tls.ca_file) if setup.tls else None,
+                   started=proc.started, timeout=60, alive=proc.alive,
+                   brokers=len(cluster.node_ids))
+        topic = f"ab-{build.name}-{r}"
+        topics.create(topic, PARTITIONS, REPLICATION)
+        if "latency" in setup.workloads:
+            topics.create(topic + "-l", PARTITIONS, REPLICATION)
+        perf = start_profiler(setup, proc.popen.pid, build, r) if args.profile and r < 2 else None
+        run: dict[str, float] = {}
+        for wl in setup.workloads:
+            run.update(measure_workload(setup, wl, proc, build, r, f"{HOST}:{base}", topic))
+        run["peak_rss_kib"] = proc.tree.peak_rss_kib()
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+        topics.delete(topic, *([topic + "-l"] if "latency" in setup.workloads else []))
+        build.runs.append(run)
+        print(f"[ab] round {r} {build.name}: {run}", flush=True)
+    finally:
+        proc.stop()
+        time.sleep(1)
+
+
+def start_profiler(setup: Setup, pid: int, build: Build, r: int) -> subprocess.Popen[bytes]:
+    work = setup.work
+    argv = (["perf", "record", "-g", "-F", "499", "-p", str(pid),
+             "-o", str(work / f"perf-{build.name}-{r}.data")]
+            if setup.args.profile == "perf" else
+            [str(Path(sys.executable).parent / "py-spy"), "record",
+             "--native", "-r", "250", "-f", "raw", "-p", str(pid),
+             "-o", str(work / f"py-spy-{build.name}-{r}.txt")])
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure_workload(setup: Setup, wl: str, proc: ProxyProcess, build: Build, r: int,
+                     bootstrap: str, topic: str) -> dict[str, float]:
+    """One workload through the proxy: its result, and the proxy's CPU per GB relayed."""
+    args, tools, client = setup.args, setup.tools, setup.client
+    if wl == "latency":
+        lat = latency_probe(tools, f"ab-{build.name}-{r}-l",
+                            bootstrap=bootstrap, topic=topic + "-l",
+                            records=int(args.rate * 15),
+                            record_size=RECORD_SIZE, rate=args.rate,
+                            client=client, timeout=600)
+        return {"p50_ms": lat.p50_ms, "p99_ms": lat.p99_ms, "p999_ms": lat.p999_ms}
+    run: dict[str, float] = {}
+    u0, s0 = cpu_ticks(proc.popen.pid)
+    if wl == "producer":
+        res = producer_perf(tools, f"ab-{build.name}-{r}-p",
+                            bootstrap=bootstrap, topic=topic,
+                            records=args.records,
+                            record_size=RECORD_SIZE, throughput=-1,
+                            client=client, timeout=600)
+        run["producer_mb_s"] = res.mb_s
+        moved = args.records * RECORD_SIZE
+    else:
+        cres = consumer_perf(tools, f"ab-{build.name}-{r}-c",
+                             bootstrap=bootstrap, topic=topic,
+                             records=args.records, client=client,
+                             timeout=600)
+        run["consumer_mb_s"] = cres.mb_s
+        moved = cres.records * RECORD_SIZE
+    u1, s1 = cpu_ticks(proc.popen.pid)
+    gb = moved / 1e9
+    run[f"{wl}_user_s_per_gb"] = round((u1 - u0) / CLK_TCK / gb, 3)
+    run[f"{wl}_sys_s_per_gb"] = round((s1 - s0) / CLK_TCK / gb, 3)
+    run[f"{wl}_cpu_s_per_gb"] = round((u1 - u0 + s1 - s0) / CLK_TCK / gb, 3)
+    return run
+
+
+def report(args: argparse.Namespace, builds: list[Build]) -> None:
+    """Write the result file and print each build's medians (relative to the first build's)."""
     summary: dict[str, dict[str, object]] = {}
     for b in builds:
         keys = sorted({k for run in b.runs for k in run})
@@ -242,7 +287,6 @@ def main() -> int:
         cells = [f"{k}={v}" + (f" ({v / base[k]:.2f}x)" if b.name != first and base.get(k)
                                else "") for k, v in med.items()]
         print(f"  {b.name:10} " + "  ".join(cells))
-    return 0
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from measure import (
     producer_perf,
     wait_ready,
 )
-from peers import BENCH_DIR, REPO_ROOT, fetch_all
+from peers import BENCH_DIR, REPO_ROOT, Peer, fetch_all
 
 RECORD_SIZE = 1024
 PARTITIONS = 6
@@ -191,18 +191,7 @@ class Bench:
                  endpoint: P.Endpoint, *, variant: str, topic: str, lat_topic: str) -> None:
         host, port = endpoint.first
         client = endpoint.client_properties()
-
-        def step(names: tuple[str, ...], what: str, fn: Callable[[], None]) -> bool:
-            try:
-                fn()
-            except (MeasureError, ClusterError, OSError) as exc:
-                reason = str(exc)
-                if proc is not None and not proc.alive():
-                    reason += f"; proxy exited {proc.popen.returncode}: {proc.log_tail()}"
-                fig.fail(names, f"{what}: {reason}")
-                log(f"  {tag}: {what} failed: {reason}")
-                return False
-            return True
+        step = _stepper(fig, tag, proc)
 
         def ready() -> None:
             started = proc.started if proc else time.monotonic()
@@ -216,6 +205,18 @@ class Bench:
             return
         self.topics.create(topic, PARTITIONS, REPLICATION)
         self.topics.create(lat_topic, PARTITIONS, REPLICATION)
+        self._throughput(fig, step, tag, proc, endpoint, client, topic)
+        self._latency(fig, step, tag, endpoint, client, variant, lat_topic)
+        if proc is None:
+            return
+        fig.values["peak_rss_kib"] = proc.tree.peak_rss_kib() or None
+        if not proc.alive():
+            fig.fail(("peak_rss_kib",), f"proxy exited: {proc.log_tail()}")
+        self._idle(fig, step, proc, endpoint)
+
+    def _throughput(self, fig: Figures, step: Step, tag: str, proc: P.ProxyProcess | None,
+                    endpoint: P.Endpoint, client: dict[str, str], topic: str) -> None:
+        """Step 2: produce at full speed, consume it back; the proxy's CPU over both."""
         cpu: dict[str, float] = {}
         if proc is not None:
             cpu["before"] = proc.tree.cpu_seconds()
@@ -245,6 +246,10 @@ class Bench:
         else:
             fig.fail(("consumer_mb_s", "cpu_s_per_gb"), "no data: the producer run failed")
 
+    def _latency(self, fig: Figures, step: Step, tag: str, endpoint: P.Endpoint,
+                 client: dict[str, str], variant: str, lat_topic: str) -> None:
+        """Step 3: latency percentiles at a fixed rate."""
+
         def latency() -> None:
             rate = self.latency_rate[variant]
             r = latency_probe(self.tools, f"{tag}-latency", bootstrap=endpoint.bootstrap,
@@ -257,11 +262,11 @@ class Bench:
             fig.extra["latency_max_ms"] = r.max_ms
 
         step(("p50_ms", "p99_ms", "p999_ms"), "latency", latency)
-        if proc is None:
-            return
-        fig.values["peak_rss_kib"] = proc.tree.peak_rss_kib() or None
-        if not proc.alive():
-            fig.fail(("peak_rss_kib",), f"proxy exited: {proc.log_tail()}")
+
+    def _idle(self, fig: Figures, step: Step, proc: P.ProxyProcess,
+              endpoint: P.Endpoint) -> None:
+        """Step 4 (proxies only): the RSS growth per idle connection."""
+        host, port = endpoint.first
 
         def idle() -> None:
             before = proc.tree.rss_kib()
@@ -274,6 +279,28 @@ class Bench:
             fig.extra["idle_rss_after_kib"] = after
 
         step(("idle_rss_kib_per_conn",), "idle connections", idle)
+
+
+Step = Callable[[tuple[str, ...], str, Callable[[], None]], bool]
+
+
+def _stepper(fig: Figures, tag: str, proc: P.ProxyProcess | None) -> Step:
+    """``step(names, what, fn)`` runs one measurement; when it fails, the figures ``names`` fail
+    with the reason (and the proxy's exit, if it died) and ``step`` answers False."""
+
+    def step(names: tuple[str, ...], what: str, fn: Callable[[], None]) -> bool:
+        try:
+            fn()
+        except (MeasureError, ClusterError, OSError) as exc:
+            reason = str(exc)
+            if proc is not None and not proc.alive():
+                reason += f"; proxy exited {proc.popen.returncode}: {proc.log_tail()}"
+            fig.fail(names, f"{what}: {reason}")
+            log(f"  {tag}: {what} failed: {reason}")
+            return False
+        return True
+
+    return step
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,6 +423,71 @@ def raise_fd_limit() -> int:
     return soft
 
 
+def run_rounds(args: argparse.Namespace, bench: Bench, classes: dict[str, P.ClientPath],
+               runs: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    """Every path in every variant, ``--rounds`` times: the paths in an order rotated each
+    round, the variants alternating; each run's figures are appended to ``runs``."""
+    for round_no in range(args.rounds):
+        shift = round_no % len(args.paths)
+        order = args.paths[shift:] + args.paths[:shift]
+        variants = args.variants if round_no % 2 == 0 else args.variants[::-1]
+        for variant in variants:
+            for name in order:
+                log(f"round {round_no + 1}/{args.rounds} {variant} {name}")
+                result = run_or_fail(bench, classes[name], variant, round_no)
+                runs[name][variant].append(result)
+                log("  " + ", ".join(f"{k}={result[k]}" for k in FIGURES
+                                     if result.get(k) is not None))
+
+
+def run_or_fail(bench: Bench, path: P.ClientPath, variant: str, round_no: int) -> dict[str, Any]:
+    """One run's figures; an error other than an interrupt fails every figure of the run."""
+    try:
+        return bench.run(path, variant, round_no)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        fig = Figures()
+        fig.fail(FIGURES, f"benchmark error: {type(exc).__name__}: {exc}")
+        return fig.as_dict()
+
+
+def results_document(args: argparse.Namespace, runs: dict[str, dict[str, list[dict[str, Any]]]],
+                     bench: Bench, cluster: Cluster, peers: dict[str, Peer], *,
+                     started: dt.datetime, load_start: tuple[float, float, float],
+                     fd_limit: int) -> dict[str, Any]:
+    """What bench/results/latest.json holds: the medians per path and variant, every round's
+    figures, and the settings, machine and peers they were measured with."""
+    results = {p: {v: summarize(rs) for v, rs in vs.items()} for p, vs in runs.items()}
+    add_ratios(results)
+    for p, vs in results.items():
+        for v, summary in vs.items():
+            summary["rounds"] = runs[p][v]
+    return {
+        "schema": 1,
+        "date": started.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "kafka_version": cluster.kafka_version,
+        **machine(),
+        "settings": {
+            "rounds": args.rounds, "brokers": BROKERS, "partitions": PARTITIONS,
+            "replication_factor": REPLICATION, "acks": "all", "record_size": RECORD_SIZE,
+            "records_per_run": bench.records, "target_seconds": args.seconds,
+            "latency_rate_rec_s": bench.latency_rate,
+            "calibration_runs": 1 if args.quick else 2,
+            "idle_connections": bench.idle_connections,
+            "idle_connections_requested": args.idle_connections, "fd_limit": fd_limit,
+            "edge_workers": args.edge_workers, "broker_heap": args.broker_heap,
+            "launcher": str(args.launcher),
+        },
+        "load_average": {"start": [round(x, 2) for x in load_start],
+                         "end": [round(x, 2) for x in os.getloadavg()]},
+        "peers": {name: peer.describe() for name, peer in peers.items()},
+        "paths": results,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -440,59 +532,15 @@ def main(argv: list[str] | None = None) -> int:
         bench.warm_up()
         for variant in args.variants:
             bench.calibrate(variant)
-        classes = {name: P.PATH_CLASSES[name](ctx) for name in args.paths}
-        for round_no in range(args.rounds):
-            shift = round_no % len(args.paths)
-            order = args.paths[shift:] + args.paths[:shift]
-            variants = args.variants if round_no % 2 == 0 else args.variants[::-1]
-            for variant in variants:
-                for name in order:
-                    log(f"round {round_no + 1}/{args.rounds} {variant} {name}")
-                    try:
-                        result = bench.run(classes[name], variant, round_no)
-                    except (KeyboardInterrupt, SystemExit):
-                        raise
-                    except Exception as exc:
-                        traceback.print_exc()
-                        fig = Figures()
-                        fig.fail(FIGURES, f"benchmark error: {type(exc).__name__}: {exc}")
-                        result = fig.as_dict()
-                    runs[name][variant].append(result)
-                    log("  " + ", ".join(f"{k}={result[k]}" for k in FIGURES
-                                         if result.get(k) is not None))
+        run_rounds(args, bench, {name: P.PATH_CLASSES[name](ctx) for name in args.paths}, runs)
         topics.close()
     finally:
         log("stopping the cluster")
         cluster.down()
 
-    results = {p: {v: summarize(rs) for v, rs in vs.items()} for p, vs in runs.items()}
-    add_ratios(results)
-    for p, vs in results.items():
-        for v, summary in vs.items():
-            summary["rounds"] = runs[p][v]
     assert bench is not None
-    doc = {
-        "schema": 1,
-        "date": started.isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
-        "kafka_version": cluster.kafka_version,
-        **machine(),
-        "settings": {
-            "rounds": args.rounds, "brokers": BROKERS, "partitions": PARTITIONS,
-            "replication_factor": REPLICATION, "acks": "all", "record_size": RECORD_SIZE,
-            "records_per_run": bench.records, "target_seconds": args.seconds,
-            "latency_rate_rec_s": bench.latency_rate,
-            "calibration_runs": 1 if args.quick else 2,
-            "idle_connections": bench.idle_connections,
-            "idle_connections_requested": args.idle_connections, "fd_limit": fd_limit,
-            "edge_workers": args.edge_workers, "broker_heap": args.broker_heap,
-            "launcher": str(args.launcher),
-        },
-        "load_average": {"start": [round(x, 2) for x in load_start],
-                         "end": [round(x, 2) for x in os.getloadavg()]},
-        "peers": {name: peer.describe() for name, peer in peers.items()},
-        "paths": results,
-    }
+    doc = results_document(args, runs, bench, cluster, peers, started=started,
+                           load_start=load_start, fd_limit=fd_limit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     log(f"wrote {args.out}")

@@ -3,7 +3,8 @@
 Not installed with the package: tests import it because the repository root is on ``sys.path``.
 
 - :mod:`testbed.cluster`: KRaft clusters of real brokers (``KafkaCluster``), also behind
-  ``scripts/kafka-local``.
+  ``scripts/kafka-local`` (:mod:`testbed.cli`).
+- :mod:`testbed.jvm`: Kafka's jars, the class path, JVM options and logging set-up.
 - :mod:`testbed.clients`: Java, librdkafka (confluent-kafka, kcat), kafka-python and aiokafka
   clients, each run as a subprocess (optionally inside a network namespace).
 - :mod:`testbed.netns`: client / edge / cluster network namespaces joined by veth pairs.

@@ -18,12 +18,16 @@ text without tab, CR or LF (:class:`ClientUnsupported` otherwise). Python client
 
 OAUTHBEARER uses *unsecured* tokens (``alg: none``, ``sub`` = ``username``) in every client,
 matching the test clusters' unsecured validator; no password is needed.
+
+One run is one :class:`ClientJob` (client, cluster address, topic, security, namespace, time
+limit, extra configuration, and the records to send or how many to wait for):
+:func:`produce_job` / :func:`consume_job` run it; :func:`produce` / :func:`consume` take the
+same as keyword arguments.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import functools
 import hashlib
@@ -34,20 +38,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from testbed import CACHE_DIR
-from testbed.cluster import (
+from testbed.cluster import netns_prefix
+from testbed.jvm import (
     DEFAULT_VERSION,
     java_classpath,
-    log_config_option,
+    java_command,
     logging_works,
     major,
-    netns_prefix,
     tool_jvm_options,
     tool_log_config,
     write_properties,
@@ -101,6 +104,26 @@ class ClientSecurity:
     @property
     def sasl(self) -> bool:
         return self.protocol.startswith("SASL")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientJob:
+    """One produce or consume run of one client (see :func:`produce` and :func:`consume`).
+
+    A producer sends ``records``; a consumer reads ``topic`` from the beginning until ``count``
+    records arrived, in consumer group ``group`` (None: a throw-away group, nothing committed).
+    """
+
+    client: str  # one of CLIENTS
+    bootstrap: str  # host:port,...
+    topic: str
+    security: ClientSecurity = ClientSecurity()
+    netns: str | None = None  # run the client under `ip netns exec NETNS`
+    timeout: float = 90.0  # seconds for the whole run
+    extra: Mapping[str, str] = field(default_factory=dict)  # client configuration on top
+    records: Sequence[Record] = ()  # produce: (key, value) pairs, each acknowledged (acks=all)
+    count: int = 0  # consume: how many records to wait for
+    group: str | None = None  # consume: consumer group
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,10 +217,6 @@ def _run(
     return proc
 
 
-def _timeout_left(deadline: float) -> float:
-    return max(1.0, deadline - time.monotonic())
-
-
 # --------------------------------------------------------------------------------------------
 # Java
 
@@ -228,37 +247,25 @@ def _java_security_props(security: ClientSecurity) -> dict[str, str]:
 
 
 def _java_cmd(version: str = JAVA_CLIENT_VERSION) -> list[str]:
-    return [
-        "java",
+    options = [
         *tool_jvm_options(),
         "-Dfile.encoding=UTF-8",
         "-Dsun.stdout.encoding=UTF-8",
         "-Dsun.stderr.encoding=UTF-8",
-        log_config_option(version, tool_log_config(version)),
-        "-cp",
-        java_classpath(version),
     ]
+    return java_command(version, options, tool_log_config(version))
 
 
-def _java_produce(
-    *,
-    bootstrap: str,
-    topic: str,
-    records: Sequence[Record],
-    security: ClientSecurity,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> None:
+def _java_produce(job: ClientJob) -> None:
     version = JAVA_CLIENT_VERSION
     v4 = major(version) >= 4
-    props = _java_security_props(security) | {
+    props = _java_security_props(job.security) | {
         "acks": "all",
-        "max.block.ms": str(int(min(timeout, 60) * 1000)),
-        "delivery.timeout.ms": str(max(31000, int(timeout * 1000) - 5000)),
+        "max.block.ms": str(int(min(job.timeout, 60) * 1000)),
+        "delivery.timeout.ms": str(max(31000, int(job.timeout * 1000) - 5000)),
         "linger.ms": "5",
     }
-    props |= dict(extra)
+    props |= dict(job.extra)
     # Without a working log binding the error callback is silent: then send synchronously.
     sync = not logging_works(version)
     with tempfile.TemporaryDirectory(prefix="kafka-testbed-java-") as tmp:
@@ -267,13 +274,13 @@ def _java_produce(
         main = "org.apache.kafka.tools.ConsoleProducer" if v4 else "kafka.tools.ConsoleProducer"
         reader = "--reader-property" if v4 else "--property"
         argv = [
-            *netns_prefix(netns),
+            *netns_prefix(job.netns),
             *_java_cmd(version),
             main,
             "--bootstrap-server",
-            bootstrap,
+            job.bootstrap,
             "--topic",
-            topic,
+            job.topic,
             "--command-config" if v4 else "--producer.config",
             str(conf),
             "--request-required-acks",
@@ -284,8 +291,8 @@ def _java_produce(
             "key.separator=\t",
             *(["--sync"] if sync else []),
         ]
-        data = b"".join(k + b"\t" + v + b"\n" for k, v in records)
-        proc = _run(argv, stdin=data, timeout=timeout, what="java console producer")
+        data = b"".join(k + b"\t" + v + b"\n" for k, v in job.records)
+        proc = _run(argv, stdin=data, timeout=job.timeout, what="java console producer")
     err = proc.stderr.decode(errors="replace")
     # the producer logs a failed send (ErrorLoggingCallback) at ERROR and still exits 0
     if proc.returncode != 0 or "] ERROR " in err:
@@ -294,35 +301,26 @@ def _java_produce(
         )
 
 
-def _java_consume(
-    *,
-    bootstrap: str,
-    topic: str,
-    count: int,
-    security: ClientSecurity,
-    group: str | None,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> list[Record]:
+def _java_consume(job: ClientJob) -> list[Record]:
     version = JAVA_CLIENT_VERSION
     v4 = major(version) >= 4
-    props = _java_security_props(security) | {"auto.offset.reset": "earliest"}
-    if group is None:
+    count, timeout = job.count, job.timeout
+    props = _java_security_props(job.security) | {"auto.offset.reset": "earliest"}
+    if job.group is None:
         props["enable.auto.commit"] = "false"
-    props |= dict(extra)
+    props |= dict(job.extra)
     fmt = "--formatter-property" if v4 else "--property"
     with tempfile.TemporaryDirectory(prefix="kafka-testbed-java-") as tmp:
         conf = Path(tmp) / "client.properties"
         write_properties(conf, props)
         argv = [
-            *netns_prefix(netns),
+            *netns_prefix(job.netns),
             *_java_cmd(version),
             "org.apache.kafka.tools.consumer.ConsoleConsumer",
             "--bootstrap-server",
-            bootstrap,
+            job.bootstrap,
             "--topic",
-            topic,
+            job.topic,
             "--command-config" if v4 else "--consumer.config",
             str(conf),
             "--from-beginning",
@@ -334,7 +332,7 @@ def _java_consume(
             "print.key=true",
             fmt,
             "key.separator=\t",
-            *(["--group", group] if group else []),
+            *(["--group", job.group] if job.group else []),
         ]
         proc = _run(argv, stdin=None, timeout=timeout, what="java console consumer")
     err = proc.stderr.decode(errors="replace")
@@ -463,56 +461,38 @@ def _kcat_x(conf: Mapping[str, str]) -> list[str]:
     return [arg for k, v in conf.items() for arg in ("-X", f"{k}={v}")]
 
 
-def _kcat_produce(
-    *,
-    bootstrap: str,
-    topic: str,
-    records: Sequence[Record],
-    security: ClientSecurity,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> None:
-    conf = {"acks": "all", "message.timeout.ms": str(int(max(5.0, timeout - 5) * 1000))}
+def _kcat_produce(job: ClientJob) -> None:
+    conf = {"acks": "all", "message.timeout.ms": str(int(max(5.0, job.timeout - 5) * 1000))}
     argv = [
-        *netns_prefix(netns),
+        *netns_prefix(job.netns),
         "kcat",
         "-P",
         "-b",
-        bootstrap,
+        job.bootstrap,
         "-t",
-        topic,
+        job.topic,
         "-K",
         "\\t",
-        *_kcat_security(security),
-        *_kcat_x(conf | dict(extra)),
+        *_kcat_security(job.security),
+        *_kcat_x(conf | dict(job.extra)),
     ]
-    data = b"".join(k + b"\t" + v + b"\n" for k, v in records)
-    proc = _run(argv, stdin=data, timeout=timeout, what="kcat producer")
+    data = b"".join(k + b"\t" + v + b"\n" for k, v in job.records)
+    proc = _run(argv, stdin=data, timeout=job.timeout, what="kcat producer")
     err = proc.stderr.decode(errors="replace")
     # librdkafka logs transient connection errors too: only a failed delivery counts
     if proc.returncode != 0 or "Delivery failed" in err:
         raise ClientError(f"kcat producer failed (exit {proc.returncode})", stderr=_tail(err))
 
 
-def _kcat_consume(
-    *,
-    bootstrap: str,
-    topic: str,
-    count: int,
-    security: ClientSecurity,
-    group: str | None,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> list[Record]:
+def _kcat_consume(job: ClientJob) -> list[Record]:
+    count, group, topic = job.count, job.group, job.topic
     mode = ["-G", group] if group else ["-C", "-t", topic]
     argv = [
-        *netns_prefix(netns),
+        *netns_prefix(job.netns),
         "kcat",
         *mode,
         "-b",
-        bootstrap,
+        job.bootstrap,
         "-o",
         "beginning",
         "-c",
@@ -520,12 +500,12 @@ def _kcat_consume(
         "-q",
         "-f",
         "%k\\t%s\\n",
-        *_kcat_security(security),
-        *_kcat_x(extra),
+        *_kcat_security(job.security),
+        *_kcat_x(job.extra),
         *([topic] if group else []),
     ]
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(argv, capture_output=True, timeout=job.timeout, check=False)
         stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as exc:
         stdout, stderr, rc = exc.stdout or b"", exc.stderr or b"", None
@@ -555,74 +535,43 @@ def _b64(data: bytes | None) -> str | None:
 
 
 def _runner(
-    client: str,
-    action: str,
-    spec: dict[str, object],
-    *,
-    netns: str | None,
-    timeout: float,
-    stdin: bytes | None = None,
+    job: ClientJob, action: str, spec: dict[str, object], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     argv = [
-        *netns_prefix(netns),
+        *netns_prefix(job.netns),
         sys.executable,
         str(RUNNER),
-        _RUNNER_LIB[client],
+        _RUNNER_LIB[job.client],
         action,
         json.dumps(spec),
     ]
-    return _run(argv, stdin=stdin, timeout=timeout + 20, what=f"{client} {action}")
+    return _run(argv, stdin=stdin, timeout=job.timeout + 20, what=f"{job.client} {action}")
 
 
-def _py_produce(
-    client: str,
-    *,
-    bootstrap: str,
-    topic: str,
-    records: Sequence[Record],
-    security: ClientSecurity,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> None:
-    spec = {
-        "bootstrap": bootstrap,
-        "topic": topic,
-        "security": asdict(security),
-        "extra": dict(extra),
-        "timeout": timeout,
+def _runner_spec(job: ClientJob) -> dict[str, object]:
+    return {
+        "bootstrap": job.bootstrap,
+        "topic": job.topic,
+        "security": asdict(job.security),
+        "extra": dict(job.extra),
+        "timeout": job.timeout,
     }
-    data = "".join(json.dumps([_b64(k), _b64(v)]) + "\n" for k, v in records).encode()
-    proc = _runner(client, "produce", spec, netns=netns, timeout=timeout, stdin=data)
+
+
+def _py_produce(job: ClientJob) -> None:
+    data = "".join(json.dumps([_b64(k), _b64(v)]) + "\n" for k, v in job.records).encode()
+    proc = _runner(job, "produce", _runner_spec(job), stdin=data)
     if proc.returncode != 0:
         raise ClientError(
-            f"{client} producer failed (exit {proc.returncode})",
+            f"{job.client} producer failed (exit {proc.returncode})",
             stderr=_tail(proc.stderr.decode(errors="replace")),
         )
 
 
-def _py_consume(
-    client: str,
-    *,
-    bootstrap: str,
-    topic: str,
-    count: int,
-    security: ClientSecurity,
-    group: str | None,
-    netns: str | None,
-    timeout: float,
-    extra: Mapping[str, str],
-) -> list[Record]:
-    spec = {
-        "bootstrap": bootstrap,
-        "topic": topic,
-        "security": asdict(security),
-        "extra": dict(extra),
-        "timeout": timeout,
-        "count": count,
-        "group": group,
-    }
-    proc = _runner(client, "consume", spec, netns=netns, timeout=timeout)
+def _py_consume(job: ClientJob) -> list[Record]:
+    client, count = job.client, job.count
+    spec = _runner_spec(job) | {"count": count, "group": job.group}
+    proc = _runner(job, "consume", spec)
     out = []
     for line in proc.stdout.decode().splitlines():
         key, value = json.loads(line)
@@ -661,15 +610,17 @@ def produce(
     Raises :class:`ClientError` (with the client's stderr tail) on failure and
     :class:`ClientUnsupported` if the client cannot do this.
     """
-    check_supported(client, security)
-    common = {"bootstrap": bootstrap, "topic": topic, "security": security, "netns": netns,
-              "timeout": timeout, "extra": extra or {}}
-    if client in ("java", "kcat"):  # text-line tools
-        _check_text_records(client, records)
-        run = _java_produce if client == "java" else _kcat_produce
-        run(records=records, **common)  # type: ignore[arg-type]
-    else:
-        _py_produce(client, records=records, **common)  # type: ignore[arg-type]
+    job = ClientJob(
+        client=client,
+        bootstrap=bootstrap,
+        topic=topic,
+        records=records,
+        security=security,
+        netns=netns,
+        timeout=timeout,
+        extra=extra or {},
+    )
+    produce_job(job)
 
 
 def consume(
@@ -690,31 +641,38 @@ def consume(
     kafka-python and aiokafka then use no group coordinator at all).
     Raises :class:`ClientError` if fewer (or more) records arrive within ``timeout``.
     """
-    check_supported(client, security)
-    common = {"count": count, "group": group, "bootstrap": bootstrap, "topic": topic,
-              "security": security, "netns": netns, "timeout": timeout, "extra": extra or {}}
-    if client == "java":
-        return _java_consume(**common)  # type: ignore[arg-type]
-    if client == "kcat":
-        return _kcat_consume(**common)  # type: ignore[arg-type]
-    return _py_consume(client, **common)  # type: ignore[arg-type]
+    job = ClientJob(
+        client=client,
+        bootstrap=bootstrap,
+        topic=topic,
+        count=count,
+        security=security,
+        group=group,
+        netns=netns,
+        timeout=timeout,
+        extra=extra or {},
+    )
+    return consume_job(job)
 
 
-def client_version(client: str) -> str:
-    """A human-readable version of a client (for reports)."""
-    with contextlib.suppress(Exception):
-        if client == "java":
-            return f"Apache Kafka {JAVA_CLIENT_VERSION}"
-        if client == "kcat":
-            out = subprocess.run(["kcat", "-V"], capture_output=True, text=True, check=False)
-            return " ".join(out.stdout.split()[:8])
-        code = {
-            "confluent": "import confluent_kafka as m; print(m.version()[0], m.libversion()[0])",
-            "kafka-python": "import kafka as m; print(m.__version__)",
-            "aiokafka": "import aiokafka as m; print(m.__version__)",
-        }[client]
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=False
-        )
-        return out.stdout.strip()
-    return "unknown"
+def produce_job(job: ClientJob) -> None:
+    """Run a producer: :func:`produce` with its arguments in one :class:`ClientJob`."""
+    check_supported(job.client, job.security)
+    if job.client in ("java", "kcat"):  # text-line tools
+        _check_text_records(job.client, job.records)
+    if job.client == "java":
+        _java_produce(job)
+    elif job.client == "kcat":
+        _kcat_produce(job)
+    else:
+        _py_produce(job)
+
+
+def consume_job(job: ClientJob) -> list[Record]:
+    """Run a consumer: :func:`consume` with its arguments in one :class:`ClientJob`."""
+    check_supported(job.client, job.security)
+    if job.client == "java":
+        return _java_consume(job)
+    if job.client == "kcat":
+        return _kcat_consume(job)
+    return _py_consume(job)

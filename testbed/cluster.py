@@ -21,10 +21,11 @@ Extra *advertised* listeners (``advertise_listeners={"EXT": "SSL://proxy.example
 ``kafka-local up --advertise-listener EXT=SSL://proxy.example:9200``) put a listener ``EXT`` on
 every node, bound on ``host`` at a free port but advertised as ``proxy.example:9200+N`` (N: node
 id): the addresses of a TCP forwarder in front of the brokers. ``cluster.bootstrap("EXT")``
-lists the advertised addresses, ``cluster.port(n, "EXT")`` / ``bound_address(n, "EXT")`` the
-real ones.
+lists the advertised addresses, ``cluster.port(n, "EXT")`` the real (bound) ports.
 
-``scripts/kafka-local`` is the command-line face of this module.
+Related modules: :mod:`testbed.jvm` (jars, class path, JVM options and logging set-up, the
+``java`` command line) and :mod:`testbed.cli` (``scripts/kafka-local``, the command-line face of
+this module).
 """
 
 from __future__ import annotations
@@ -35,23 +36,61 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testbed import CACHE_DIR, procs
+from testbed import procs
+from testbed.jvm import (
+    DEFAULT_VERSION,
+    ClusterError,
+    broker_jvm_options,
+    broker_log_config,
+    java_classpath,
+    java_command,
+    kafka_libs,
+    logging_works,
+    major,
+    tool_jvm_options,
+    tool_log_config,
+    write_properties,
+)
 
 if TYPE_CHECKING:
     from testbed.clients import ClientSecurity
 
-DEFAULT_VERSION = os.environ.get("KAFKA_TESTBED_VERSION", "4.4.0")
+__all__ = [
+    "ADVERTISE_PROTOCOLS",
+    "CONTROLLER",
+    "DEFAULT_MECHANISMS",
+    "DEFAULT_USERS",
+    "DEFAULT_VERSION",  # from testbed.jvm: the default of KafkaCluster.start
+    "MECHANISMS",
+    "RUNNER",
+    "SECURITY_PROTOCOLS",
+    "STATE_FILE",
+    "ClusterError",  # from testbed.jvm (the jar look-up raises it too)
+    "KafkaCluster",
+    "active_clusters",
+    "forget_all",
+    "free_ports",
+    "free_ports_in",
+    "java_classpath",  # from testbed.jvm; tests import it from here
+    "netns_prefix",
+    "new_cluster_id",
+    "parse_advertise_listeners",
+    "parse_mechanisms",
+    "parse_security",
+    "stop_all",
+    "tail",
+]
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER")
 DEFAULT_MECHANISMS = ("SCRAM-SHA-512", "PLAIN", "OAUTHBEARER")
@@ -64,177 +103,6 @@ RUNNER = Path(__file__).resolve().parent / "_runner.py"
 
 _ACTIVE: dict[str, KafkaCluster] = {}
 _ACTIVE_LOCK = threading.Lock()
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be started, reached or stopped (message has the log tails)."""
-
-
-# --------------------------------------------------------------------------------------------
-# jars, class path and JVM options
-
-
-def kafka_libs(version: str) -> Path:
-    libs = CACHE_DIR / "kafka" / version / "libs"
-    if not any(libs.glob("kafka_2.13-*.jar")):
-        raise ClusterError(f"Apache Kafka {version} jars missing in {libs}: run `make setup`")
-    return libs
-
-
-def major(version: str) -> int:
-    return int(version.split(".", 1)[0])
-
-
-def _slf4j2_jar(libs: Path) -> Path | None:
-    """An slf4j-api 2.x jar: from the jar set, else from the local Maven repository."""
-    jars = sorted(libs.glob("slf4j-api-2.*.jar"))
-    if not jars:
-        base = Path.home() / ".m2" / "repository" / "org" / "slf4j" / "slf4j-api"
-        jars = sorted(base.glob("2.*/slf4j-api-2.*.jar"))
-    return jars[-1] if jars else None
-
-
-def java_classpath(version: str) -> str:
-    """The class path for Kafka ``version``.
-
-    Kafka 4.x logs through log4j2's slf4j *2* provider (log4j-slf4j2-impl). With only
-    slf4j-api 1.7 on the class path that provider is ignored and nothing at all is logged, so an
-    slf4j-api 2.x jar (from the jar set or ~/.m2) goes first. Without one, brokers run without
-    logs and :func:`logging_works` is false.
-    """
-    libs = kafka_libs(version)
-    parts = [str(libs / "*")]
-    if any(libs.glob("log4j-slf4j2-impl-*.jar")):
-        jar = _slf4j2_jar(libs)
-        if jar is not None:
-            parts.insert(0, str(jar))
-    return os.pathsep.join(parts)
-
-
-def logging_works(version: str) -> bool:
-    libs = kafka_libs(version)
-    return not any(libs.glob("log4j-slf4j2-impl-*.jar")) or _slf4j2_jar(libs) is not None
-
-
-def broker_jvm_options(heap_max: str = "512m", heap_min: str = "128m") -> list[str]:
-    opts = [
-        f"-Xms{heap_min}",
-        f"-Xmx{heap_max}",
-        "-XX:+UseSerialGC",
-        "-XX:+ExitOnOutOfMemoryError",
-        "-XX:MaxDirectMemorySize=256m",
-        "-Djava.awt.headless=true",
-        "-Djava.net.preferIPv4Stack=true",
-    ]
-    if os.environ.get("KAFKA_TESTBED_FAST_JIT") == "1":
-        opts.append("-XX:TieredStopAtLevel=1")
-    opts += shlex.split(os.environ.get("KAFKA_TESTBED_JVM_OPTS", ""))
-    return opts
-
-
-def tool_jvm_options() -> list[str]:
-    """For short-lived tools (storage format, console clients): quick start matters most."""
-    return [
-        "-Xms64m",
-        "-Xmx256m",
-        "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1",
-        "-Djava.net.preferIPv4Stack=true",
-    ]
-
-
-LOG4J2_BROKER = """\
-status = warn
-name = kafka-testbed-broker
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = ${{sys:kafka.logs.dir}}/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = {level}
-rootLogger.appenderRef.file.ref = FILE
-{loggers}
-"""
-
-LOG4J1_BROKER = """\
-log4j.rootLogger={level}, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${{kafka.logs.dir}}/server.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-{loggers}
-"""
-
-# Quiet, but keep what explains a failing test: authentication failures (Selector, INFO),
-# controller and broker life-cycle, group coordinator decisions.
-_QUIET_LOGGERS = (
-    "org.apache.kafka.common.config.AbstractConfig",  # multi-page config dumps
-    "kafka.request.logger",
-    "state.change.logger",
-    "org.apache.kafka.clients",
-    "org.apache.kafka.storage.internals.log",
-    "org.apache.kafka.common.utils.AppInfoParser",
-    "org.apache.kafka.common.metrics",
-    "kafka.log",
-    "org.apache.kafka.image.loader",
-    "org.apache.kafka.server.metrics",
-    "org.apache.kafka.common.telemetry",
-)
-
-
-def _broker_log_config(version: str, level: str) -> tuple[str, str]:
-    """(file name, content) of the broker logging configuration for ``version``."""
-    if major(version) >= 4:
-        loggers = "\n".join(
-            f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN"
-            for i, name in enumerate(_QUIET_LOGGERS)
-        )
-        return "log4j2.properties", LOG4J2_BROKER.format(level=level, loggers=loggers)
-    loggers = "\n".join(f"log4j.logger.{name}=WARN" for name in _QUIET_LOGGERS)
-    return "log4j.properties", LOG4J1_BROKER.format(level=level, loggers=loggers)
-
-
-TOOLS_LOG4J2 = """\
-status = warn
-name = kafka-testbed-tools
-appender.err.type = Console
-appender.err.name = STDERR
-appender.err.target = SYSTEM_ERR
-appender.err.layout.type = PatternLayout
-appender.err.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.err.ref = STDERR
-"""
-
-TOOLS_LOG4J1 = """\
-log4j.rootLogger=WARN, stderr
-log4j.appender.stderr=org.apache.log4j.ConsoleAppender
-log4j.appender.stderr.Target=System.err
-log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
-log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
-"""
-
-
-def tool_log_config(version: str) -> Path:
-    """Logging for Kafka's command-line tools: WARN and above to stderr, stdout stays clean."""
-    name, text = (
-        ("tools-log4j2.properties", TOOLS_LOG4J2)
-        if major(version) >= 4
-        else ("tools-log4j.properties", TOOLS_LOG4J1)
-    )
-    path = CACHE_DIR / "testbed" / name
-    if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return path
-
-
-def log_config_option(version: str, path: Path) -> str:
-    if major(version) >= 4:
-        return f"-Dlog4j2.configurationFile={path}"
-    return f"-Dlog4j.configuration=file:{path}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,15 +227,6 @@ def netns_prefix(netns: str | None) -> list[str]:
     return ["ip", "netns", "exec", netns] if netns else []
 
 
-def _props_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def write_properties(path: Path, props: Mapping[str, str]) -> None:
-    lines = [f"{k}={_props_escape(str(v))}" for k, v in props.items()]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def tail(path: Path, lines: int = 40) -> str:
     try:
         with path.open("rb") as f:
@@ -484,22 +343,7 @@ class KafkaCluster:
             "logging": logging_works(kafka_version),
         }
         cluster = cls(state)
-        if any("SSL" in p for p in [*listeners, *(x["protocol"] for x in extra.values())]):
-            from testbed.tls import make_tls
-
-            san = ["localhost", host, state["advertised_host"], "127.0.0.1"]
-            san += [x["host"] for x in extra.values()]
-            tls = make_tls(directory / "tls", san)
-            state["ca_file"] = str(tls.ca_file)
-            state["keystore"] = str(tls.keystore)
-        level = log_level or os.environ.get("KAFKA_TESTBED_LOG_LEVEL", "INFO")
-        log_name, log_text = _broker_log_config(kafka_version, level)
-        (directory / log_name).write_text(log_text)
-        state["log_config"] = str(directory / log_name)
-        for n in node_ids:
-            node_dir = Path(state["nodes"][str(n)]["dir"])
-            node_dir.mkdir(parents=True, exist_ok=True)
-            write_properties(node_dir / "server.properties", cluster._server_properties(n))
+        cluster._write_files(log_level)
         cluster._save()
         with _ACTIVE_LOCK:
             _ACTIVE[str(directory)] = cluster
@@ -523,6 +367,30 @@ class KafkaCluster:
         }
         cluster._save()
         return cluster
+
+    def _write_files(self, log_level: str | None) -> None:
+        """What the brokers read at start: TLS material when a listener needs it (its CA and
+        keystore noted in the state), the log configuration and each node's server.properties."""
+        state = self.state
+        directory = Path(state["dir"])
+        extra: dict[str, dict[str, Any]] = state["advertise_listeners"]
+        if any("SSL" in p for p in [*state["listeners"], *(x["protocol"] for x in extra.values())]):
+            from testbed.tls import make_tls
+
+            san = ["localhost", state["host"], state["advertised_host"], "127.0.0.1"]
+            san += [x["host"] for x in extra.values()]
+            tls = make_tls(directory / "tls", san)
+            state["ca_file"] = str(tls.ca_file)
+            state["keystore"] = str(tls.keystore)
+        level = log_level or os.environ.get("KAFKA_TESTBED_LOG_LEVEL", "INFO")
+        log_name, log_text = broker_log_config(state["kafka_version"], level)
+        (directory / log_name).write_text(log_text)
+        state["log_config"] = str(directory / log_name)
+        for node in state["nodes"].values():
+            node_dir = Path(node["dir"])
+            node_dir.mkdir(parents=True, exist_ok=True)
+            write_properties(node_dir / "server.properties",
+                             self._server_properties(node["node_id"]))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> KafkaCluster:
@@ -648,11 +516,6 @@ class KafkaCluster:
 
     # ---- processes --------------------------------------------------------------------------
 
-    def _java(self, *, broker: bool) -> list[str]:
-        st = self.state
-        opts = broker_jvm_options(heap_max=st["heap"]) if broker else tool_jvm_options()
-        return ["java", *opts]
-
     def _format_all(self) -> None:
         st = self.state
         scram = [
@@ -665,10 +528,9 @@ class KafkaCluster:
         for node in self._node_states():
             node_dir = Path(node["dir"])
             argv = [
-                *self._java(broker=False),
-                log_config_option(st["kafka_version"], tool_log_config(st["kafka_version"])),
-                "-cp",
-                java_classpath(st["kafka_version"]),
+                *java_command(
+                    st["kafka_version"], tool_jvm_options(), tool_log_config(st["kafka_version"])
+                ),
                 "kafka.tools.StorageTool",
                 "format",
                 "--cluster-id",
@@ -698,14 +560,14 @@ class KafkaCluster:
         markers = [f"{procs.MARKER_DIR}{self.dir}", f"-Dkafka.testbed.node={node_id}"]
         if st["owner"]:
             markers.append(f"{procs.MARKER_OWNER}{st['owner']}")
-        argv = [
-            *netns_prefix(st["netns"]),
-            *self._java(broker=True),
+        options = [
+            *broker_jvm_options(heap_max=st["heap"]),
             *markers,
             f"-Dkafka.logs.dir={node_dir}",
-            log_config_option(st["kafka_version"], Path(st["log_config"])),
-            "-cp",
-            java_classpath(st["kafka_version"]),
+        ]
+        argv = [
+            *netns_prefix(st["netns"]),
+            *java_command(st["kafka_version"], options, Path(st["log_config"])),
             "kafka.Kafka",
             str(node_dir / "server.properties"),
         ]
@@ -823,10 +685,6 @@ class KafkaCluster:
             self._node(node_id)
             return _hostport(extra["host"], extra["base"] + node_id)
         return f"{self.state['advertised_host']}:{self.port(node_id, listener)}"
-
-    def bound_address(self, node_id: int, listener: str = "PLAINTEXT") -> str:
-        """The ``host:port`` broker ``node_id`` listens on for ``listener``."""
-        return f"{self.state['host']}:{self.port(node_id, listener)}"
 
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
         """``host:port,...`` of every broker on ``listener`` (PLAINTEXT, SSL, SASL_SSL, ...).
@@ -1049,104 +907,11 @@ def stop_all(timeout: float = 15.0) -> None:
                 cluster.stop(timeout=timeout)
 
 
+def forget_all() -> None:
+    """Forget every cluster of this process without stopping it (``kafka-local up``: the brokers
+    outlive the command)."""
+    with _ACTIVE_LOCK:
+        _ACTIVE.clear()
+
+
 atexit.register(stop_all)
-
-
-def run_cli(argv: Sequence[str] | None = None) -> int:
-    """``kafka-local`` (see scripts/kafka-local)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="kafka-local", description="Local Apache Kafka clusters")
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="format and start a KRaft cluster, print its JSON description")
-    up.add_argument("--dir", required=True, help="cluster directory (config, data, logs)")
-    up.add_argument("--brokers", type=int, default=1)
-    up.add_argument(
-        "--security",
-        action="append",
-        default=[],
-        help="plaintext|ssl|sasl_plaintext|sasl_ssl; repeat or comma-separate for several "
-        "listeners (an internal PLAINTEXT listener is always there)",
-    )
-    up.add_argument(
-        "--mechanisms",
-        action="append",
-        default=[],
-        help=f"SASL mechanisms (default {','.join(DEFAULT_MECHANISMS)})",
-    )
-    up.add_argument("--kafka-version", default=DEFAULT_VERSION)
-    up.add_argument(
-        "--config", action="append", default=[], metavar="KEY=VALUE", help="extra broker config"
-    )
-    up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    up.add_argument("--advertised-host", default=None, help="name/address brokers advertise")
-    up.add_argument("--netns", default=None, help="run brokers under `ip netns exec NETNS`")
-    up.add_argument(
-        "--advertise-listener",
-        action="append",
-        default=[],
-        metavar="NAME=PROTOCOL://HOST:BASE",
-        help="extra listener NAME (PROTOCOL: plaintext|ssl) on every node, bound on --host at a "
-        "free port and advertised as HOST:BASE+N (N: node id), e.g. for a TCP forwarder in front; "
-        "repeatable",
-    )
-    up.add_argument("--heap", default="512m", help="broker -Xmx (default 512m)")
-    up.add_argument("--timeout", type=float, default=120.0)
-    for name, text in (("down", "stop a cluster"), ("status", "report a cluster")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--dir", required=True)
-        if name == "down":
-            p.add_argument("--timeout", type=float, default=30.0)
-    args = parser.parse_args(argv)
-
-    if args.command == "up":
-        extras = {}
-        for item in args.config:
-            key, sep, value = item.partition("=")
-            if not sep:
-                parser.error(f"--config needs KEY=VALUE, got {item!r}")
-            extras[key.strip()] = value
-        advertise: dict[str, str] = {}
-        for item in args.advertise_listener:
-            name, sep, spec = item.partition("=")
-            if not sep:
-                parser.error(f"--advertise-listener needs NAME=PROTOCOL://HOST:BASE, got {item!r}")
-            if name.strip().upper() in {k.upper() for k in advertise}:
-                parser.error(f"--advertise-listener {name.strip()} given twice")
-            advertise[name.strip()] = spec
-        try:
-            cluster = KafkaCluster.start(
-                args.dir,
-                brokers=args.brokers,
-                security=args.security or ["PLAINTEXT"],
-                mechanisms=args.mechanisms or DEFAULT_MECHANISMS,
-                kafka_version=args.kafka_version,
-                config=extras,
-                host=args.host,
-                advertised_host=args.advertised_host,
-                netns=args.netns,
-                advertise_listeners=advertise,
-                owned=False,
-                heap=args.heap,
-                timeout=args.timeout,
-            )
-        except (ClusterError, ValueError) as exc:
-            print(f"kafka-local: {exc}", file=sys.stderr)
-            return 1
-        with _ACTIVE_LOCK:
-            _ACTIVE.clear()  # not owned: outlives this command
-        print(json.dumps(cluster.describe(), indent=2))
-        return 0
-    try:
-        cluster = KafkaCluster.load(args.dir)
-    except ClusterError as exc:
-        print(f"kafka-local: {exc}", file=sys.stderr)
-        return 1
-    if args.command == "down":
-        result = cluster.stop(timeout=args.timeout)
-        print(json.dumps({"dir": str(cluster.dir), "stopped": result}, indent=2))
-        return 0
-    desc = cluster.describe()
-    desc["running"] = all(b["running"] for b in desc["brokers"])
-    print(json.dumps(desc, indent=2))
-    return 0 if desc["running"] else 3

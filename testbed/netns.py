@@ -45,10 +45,8 @@ PREFIX = "ke-"
 NETNS_ETC = Path("/etc/netns")
 ROLES = ("client", "edge", "cluster")
 
-CLIENT_NET = "198.18.1.0/24"
 CLIENT_IP = "198.18.1.2"
 EDGE_CLIENT_IP = "198.18.1.1"
-CLUSTER_NET = "198.18.2.0/24"
 EDGE_CLUSTER_IP = "198.18.2.1"
 CLUSTER_IP = "198.18.2.2"
 

@@ -30,7 +30,7 @@ def _config(kafka3: KafkaCluster, base: int, allowed: list[str] | None) -> dict[
     # policy (the bootstrap hosts, and a parent domain "localhost" does not have) leaves out
     servers = [s.replace("127.0.0.1", "localhost") for s in kafka3.bootstrap().split(",")]
     config = port_routing_config(upstream=servers, bind_host=EDGE_HOST, base=base)
-    upstream = config["clusters"][0]["upstream"]  # type: ignore[index]
+    upstream = config["clusters"][0]["upstream"]
     if allowed is not None:
         upstream["allowed_hosts"] = allowed
     return config

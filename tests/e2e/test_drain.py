@@ -249,8 +249,12 @@ def _fetch_through_sigterm(kafka3: KafkaCluster, topic: str, workdir: Path, *,
             popen = proc.proc
             assert popen is not None and popen.poll() is None
             exited_at: list[float] = []
-            watcher = threading.Thread(
-                target=lambda: (popen.wait(), exited_at.append(time.monotonic())), daemon=True)
+
+            def watch() -> None:
+                popen.wait()
+                exited_at.append(time.monotonic())
+
+            watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
             proc.signal(signal.SIGTERM)
             sigterm_at = time.monotonic()
@@ -430,14 +434,18 @@ def _all_values(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
         deadline = time.monotonic() + 60
         while len(done) < partitions and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(msg.partition())
+                error, partition = msg.error(), msg.partition()
+                assert partition is not None
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        done.add(partition)
                         continue
-                    raise AssertionError(f"consume error: {msg.error()}")
-                out.append(msg.value())
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    done.add(msg.partition())
+                    raise AssertionError(f"consume error: {error}")
+                value, offset = msg.value(), msg.offset()
+                assert value is not None and offset is not None
+                out.append(value)
+                if offset + 1 >= ends[partition]:
+                    done.add(partition)
         assert len(done) == partitions, f"not read to the end: {ends}, done {done}"
         assert len(out) == sum(ends.values())
         return out

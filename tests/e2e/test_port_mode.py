@@ -15,8 +15,8 @@ import pytest
 from testbed.clients import CLIENTS, ClientSecurity, consume, produce, produce_transactional
 from testbed.cluster import KafkaCluster, java_classpath
 
+from kafka_edge.protocol.addresses import MAX_PARSED_VERSION
 from kafka_edge.protocol.messages import API_KEYS
-from kafka_edge.protocol.rewrite import MAX_PARSED_VERSION
 
 from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
 

@@ -66,8 +66,8 @@ from testbed.clients import ClientSecurity, consume, produce
 from testbed.cluster import KafkaCluster
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import rewrite_response
 from kafka_edge.protocol.messages import RESPONSES
-from kafka_edge.protocol.rewrite import rewrite_response
 from kafka_edge.protocol.scram import ScramClient
 
 from .edge import REPO, EdgeProcess, free_port, free_port_block

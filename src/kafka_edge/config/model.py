@@ -22,7 +22,6 @@ from kafka_edge.config.names import (
     NODE,
     HostPort,
     name_for_node,
-    node_for_name,
     parse_host_port,
 )
 from kafka_edge.config.secret import Secret
@@ -154,10 +153,6 @@ class PortRouting:
         """The ports the edge binds for brokers, in node id order."""
         return range(self.broker_port_base, self.broker_port_base + self.node_count)
 
-    @property
-    def bootstrap_address(self) -> HostPort:
-        return HostPort(self.bind_host, self.bootstrap_port)
-
     def has_node(self, node_id: int) -> bool:
         return self.node_id_min <= node_id <= self.node_id_max
 
@@ -165,12 +160,6 @@ class PortRouting:
         """The port the edge serves node ``node_id`` on; ValueError outside the node id range."""
         self._require(node_id)
         return self.broker_port_base + node_id - self.node_id_min
-
-    def node_for_port(self, port: int) -> int | None:
-        """The node served on ``port``, or None (the bootstrap port included)."""
-        if port in self.broker_ports:
-            return self.node_id_min + port - self.broker_port_base
-        return None
 
     def advertised_port_for_node(self, node_id: int) -> int:
         """The port clients are told for node ``node_id``; ValueError outside the range."""
@@ -200,10 +189,6 @@ class SniRouting:
     def host_for_node(self, node_id: int) -> str:
         """Node ``node_id``'s name; ValueError for a negative id."""
         return name_for_node(self.broker_host_pattern, node_id)
-
-    def node_for_host(self, host: str) -> int | None:
-        """The node id ``host`` names by the pattern (case-insensitive), or None."""
-        return node_for_name(self.broker_host_pattern, host)
 
     def advertised_address_for_node(self, node_id: int) -> HostPort:
         return HostPort(self.host_for_node(node_id), self.advertised_port)
@@ -279,12 +264,6 @@ class Config:
             if listener.name == name:
                 return listener
         raise KeyError(name)
-
-    def clusters_on_listener(self, name: str) -> tuple[ClusterConfig, ...]:
-        """The clusters routed by SNI on listener ``name``, in file order."""
-        return tuple(
-            c for c in self.clusters if c.sni_routing is not None and c.sni_routing.listener == name
-        )
 
     def redacted_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data in the YAML file's shape, safe to log.

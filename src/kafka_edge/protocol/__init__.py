@@ -7,6 +7,5 @@ sections), ``schema`` (shapes of message descriptions), ``messages`` (generated 
 Kafka's JSON definitions by scripts/gen_messages.py), ``codec`` (decode/encode), ``addresses``
 (broker addresses in responses rewritten), ``api_versions`` (the ApiVersions editor), ``peeks``
 (request header, Produce acks, SaslHandshake v0 answer), ``sasl_v0`` (the SaslHandshake v0
-raw-token phase), ``stream`` and ``fetch_stream`` (the frame streams the relay feeds),
-``rewrite`` (re-exports for importers not moved yet).
+raw-token phase), ``stream`` and ``fetch_stream`` (the frame streams the relay feeds).
 """

@@ -1,9 +1,11 @@
-"""Address rewriting of broker responses: every broker address in an answer is replaced by the
-edge address clients must use instead (pure: bytes in, bytes or None out).
+"""Address rewriting of broker responses: every broker address an answer names is replaced by
+the address the mapper gives for it, the edge address clients must use instead (pure: bytes in,
+bytes or None out).
 
 ``payload`` always means one frame *without* its int32 size prefix.
 
-Address-bearing responses (Kafka 4.4 definitions; see docs/kafka-protocol-notes.md, section 1):
+Address-bearing responses (Apache Kafka 4.4's message definitions, the JSON files the codecs are
+generated from):
 
 =======================  ==========  ========================================================
 API (key)                versions    where the addresses are

@@ -3,8 +3,8 @@
 A Fetch answer from v16 on may end with KIP-951 ``NodeEndpoints`` (top-level tag 0): broker
 addresses the proxy must rewrite. They come after every partition's records, so an answer
 collected whole before it is forwarded costs a copy of every byte a consumer reads and holds
-back the first byte until the last one has arrived (store and forward: with TLS on both sides,
-0.73x the direct consumer throughput in ``make bench``).
+back the first byte until the last one has arrived (store and forward; what it cost is measured
+in docs/performance.md).
 
 ``FetchWalk`` instead walks one answer as its bytes arrive and lets everything before the
 top-level tagged section go straight on: partition headers are parsed, records skipped by

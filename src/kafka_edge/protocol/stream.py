@@ -32,19 +32,23 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.fetch_stream import FIRST_STREAMED_VERSION, FetchWalk
-from kafka_edge.protocol.messages import API_KEYS
-from kafka_edge.protocol.rewrite import (
+from kafka_edge.protocol.addresses import (
     FIRST_ADDRESS_VERSION,
     REWRITTEN_APIS,
     AddressMapper,
+    produce_has_no_endpoints,
+    rewrite_response,
+)
+from kafka_edge.protocol.api_versions import (
     api_versions_unsupported_response,
+    rewrite_api_versions,
+)
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.fetch_stream import FIRST_STREAMED_VERSION, FetchWalk
+from kafka_edge.protocol.messages import API_KEYS
+from kafka_edge.protocol.peeks import (
     produce_acks,
     produce_acks_fast,
-    produce_has_no_endpoints,
-    rewrite_api_versions,
-    rewrite_response,
     sasl_handshake_v0_succeeded,
 )
 from kafka_edge.protocol.sasl_v0 import (

@@ -215,10 +215,6 @@ class ProxyConnection(_SharedBufferReader):
         self._early: list[bytes] = []  # client bytes that arrived while dialling
         self._requests_stopped = False  # draining: no request after the frame in progress
 
-    @property
-    def closed(self) -> bool:
-        return self.phase is _C
-
     # -- phases ----------------------------------------------------------------------------
 
     def _to(self, event: str) -> bool:

@@ -17,8 +17,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kafka_edge.protocol.addresses import rewrite_response
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.rewrite import rewrite_response
 from kafka_edge.protocol.scram import ScramClient
 from kafka_edge.routing.directory import Address, BrokerDirectory, Learned
 

@@ -45,7 +45,6 @@ class Proxy:
         self.ready = False
         self.draining = False
         self.started_at = time.monotonic()
-        self.health_port: int | None = None
         self._max_frame = config.limits.max_frame_bytes
         self.reuse_port = False  # set by the multi-worker launcher
 
@@ -67,8 +66,8 @@ class Proxy:
         obs = self.config.observability
         if obs.http_address is not None:
             self._health = HealthServer(self.metrics.registry, self.readiness)
-            self.health_port = await self._health.start(*obs.http_address,
-                                                        reuse_port=self.reuse_port)
+            await self._health.start(*obs.http_address,
+                                     reuse_port=self.reuse_port)
         self._spawn(self._housekeeping())
         log.info("effective configuration", extra={"config": self.config.redacted_dict()})
         self.ready = True

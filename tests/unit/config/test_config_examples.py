@@ -18,6 +18,7 @@ import trustme
 import yaml
 
 from kafka_edge.config import Config, load_config
+from kafka_edge.routing.routes import Routes, Target
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -73,7 +74,7 @@ def test_port_per_broker_loads_as_it_is() -> None:
     assert cluster.upstream.tls is None
     pr = cluster.port_routing
     assert pr is not None
-    assert pr.bootstrap_address == ("127.0.0.1", 19092)
+    assert (pr.bind_host, pr.bootstrap_port) == ("127.0.0.1", 19092)
     assert pr.advertised_address_for_node(2) == ("127.0.0.1", 19095)
 
 
@@ -81,7 +82,9 @@ def test_sni_two_clusters(tmp_path: Path) -> None:
     config = load_with_generated_files(EXAMPLES / "sni-two-clusters.yaml", tmp_path)
     (listener,) = config.listeners
     assert len(listener.tls.certificates) == 2
-    orders, payments = config.clusters_on_listener("edge")
+    orders, payments = config.clusters
+    assert orders.sni_routing is not None and payments.sni_routing is not None
+    assert orders.sni_routing.listener == payments.sni_routing.listener == "edge"
     assert orders.advertised_address_for_node(2) == ("b-2.orders.example.com", 9098)
     assert orders.upstream.discovery.sasl is not None
     assert orders.upstream.discovery.sasl.password.reveal() == "example-password"
@@ -100,7 +103,8 @@ def test_msk(tmp_path: Path) -> None:
     assert cluster.upstream.tls.ca_file is None
     assert cluster.upstream.discovery.sasl is None
     assert cluster.sni_routing is not None
-    assert cluster.sni_routing.node_for_host("b-2.orders.example.com") == 2
+    assert Routes(config).by_server_name(cluster.sni_routing.listener,
+                                         "b-2.orders.example.com") == Target(cluster.name, 2)
 
 
 def _documented_configurations() -> list[str]:

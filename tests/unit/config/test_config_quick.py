@@ -9,7 +9,7 @@ from kafka_edge.config import DEFAULT_HTTP_BIND, ConfigError, quick_config
 
 def quick_errors(**kwargs: str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        quick_config(**kwargs)  # type: ignore[arg-type]
+        quick_config(**kwargs)
     return caught.value.errors
 
 
@@ -24,7 +24,7 @@ def test_one_plaintext_cluster_in_port_per_broker_mode() -> None:
     assert cluster.sni_routing is None
     pr = cluster.port_routing
     assert pr is not None
-    assert pr.bootstrap_address == ("127.0.0.1", 19092)
+    assert (pr.bind_host, pr.bootstrap_port) == ("127.0.0.1", 19092)
     assert (pr.node_id_min, pr.node_id_max) == (0, 63)
     assert pr.port_for_node(0) == 19093
     assert pr.port_for_node(63) == 19092 + 1 + 63

@@ -25,7 +25,7 @@ def test_secret_hides_its_value() -> None:
 def test_secret_is_immutable_comparable_and_hashable() -> None:
     secret = Secret("hunter2")
     with pytest.raises(AttributeError):
-        secret._value = "x"  # type: ignore[misc]
+        secret._value = "x"
     with pytest.raises(AttributeError):
         del secret._value
     assert secret == Secret("hunter2")

@@ -16,7 +16,7 @@ from kafka_edge.tls.clienthello import parse_client_hello
 
 
 @pytest.fixture
-def proxy(harness, data) -> Proxy:  # type: ignore[no-untyped-def]
+def proxy(harness, data) -> Proxy:
     return Proxy(harness.parse(data))
 
 

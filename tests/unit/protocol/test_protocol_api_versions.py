@@ -12,15 +12,15 @@ from protocol_kafka_python import ApiVersionsResponse, old_api_versions
 from protocol_strategies import TAG_NUMBERS, message_values
 
 from kafka_edge.protocol import codec
-from kafka_edge.protocol.codec import UNKNOWN_TAGS
-from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.messages import API_KEYS, API_VERSIONS_RESPONSE
-from kafka_edge.protocol.primitives import INT32
-from kafka_edge.protocol.rewrite import (
+from kafka_edge.protocol.api_versions import (
     ADVERTISED_MIN_VERSION,
     api_versions_unsupported_response,
     rewrite_api_versions,
 )
+from kafka_edge.protocol.codec import UNKNOWN_TAGS
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.messages import API_KEYS, API_VERSIONS_RESPONSE
+from kafka_edge.protocol.primitives import INT32
 
 M = API_VERSIONS_RESPONSE
 

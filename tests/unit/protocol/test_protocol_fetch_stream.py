@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from protocol_strategies import UPSTREAM_HOSTS, message_values, response_headers
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import rewrite_response
 from kafka_edge.protocol.codec import UNKNOWN_TAGS
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.fetch_stream import PAD_TAG, FetchWalk, fixed_size_section
 from kafka_edge.protocol.messages import FETCH_RESPONSE
 from kafka_edge.protocol.primitives import read_tagged_section, uvarint_bytes
-from kafka_edge.protocol.rewrite import rewrite_response
 
 VERSIONS = range(16, FETCH_RESPONSE.valid[1] + 1)
 

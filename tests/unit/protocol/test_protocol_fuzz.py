@@ -10,17 +10,11 @@ from hypothesis import strategies as st
 from protocol_strategies import all_cases, message_values
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import MAX_PARSED_VERSION, REWRITTEN_APIS, rewrite_response
+from kafka_edge.protocol.api_versions import rewrite_api_versions
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.messages import RESPONSES
-from kafka_edge.protocol.rewrite import (
-    MAX_PARSED_VERSION,
-    REWRITTEN_APIS,
-    produce_acks,
-    request_header,
-    rewrite_api_versions,
-    rewrite_response,
-    sasl_handshake_v0_succeeded,
-)
+from kafka_edge.protocol.peeks import produce_acks, request_header, sasl_handshake_v0_succeeded
 
 CASES = all_cases(RESPONSES)
 REWRITE_CASES = [(key, v) for key in sorted(REWRITTEN_APIS)

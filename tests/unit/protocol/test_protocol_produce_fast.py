@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from protocol_strategies import message_values
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import produce_has_no_endpoints
 from kafka_edge.protocol.messages import PRODUCE_RESPONSE
-from kafka_edge.protocol.rewrite import produce_has_no_endpoints
 
 
 @pytest.mark.parametrize("version", range(10, PRODUCE_RESPONSE.valid[1] + 1))

@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 from protocol_kafka_python import ProduceRequest
 
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.primitives import INT16, INT32, write_tagged_section
-from kafka_edge.protocol.rewrite import (
+from kafka_edge.protocol.peeks import (
     produce_acks,
     produce_acks_fast,
     request_header,
     sasl_handshake_v0_succeeded,
 )
+from kafka_edge.protocol.primitives import INT16, INT32, write_tagged_section
 
 # -- request_header ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from protocol_strategies import (
 )
 
 from kafka_edge.protocol import codec
+from kafka_edge.protocol.addresses import MAX_PARSED_VERSION, REWRITTEN_APIS, rewrite_response
 from kafka_edge.protocol.codec import UNKNOWN_TAGS
 from kafka_edge.protocol.errors import EncodeError, ProtocolError
 from kafka_edge.protocol.messages import (
@@ -33,7 +34,6 @@ from kafka_edge.protocol.messages import (
     SHARE_FETCH_RESPONSE,
 )
 from kafka_edge.protocol.primitives import INT32
-from kafka_edge.protocol.rewrite import MAX_PARSED_VERSION, REWRITTEN_APIS, rewrite_response
 from kafka_edge.protocol.schema import Message
 
 CASES = all_cases({key: RESPONSES[key] for key in REWRITTEN_APIS})
@@ -58,7 +58,7 @@ def edge_address(node_id: int, host: str, port: int, is_broker: bool) -> tuple[s
 def expected_addresses(api_key: int, version: int,
                        value: dict[str, Any]) -> list[tuple[int, dict[str, Any], bool]]:
     """(node id, entry holding Host/Port, is_broker) for every address the proxy must rewrite,
-    written from the protocol notes independently of rewrite.py."""
+    written from the protocol notes independently of addresses.py."""
     if api_key == 3:
         return [(b["NodeId"], b, True) for b in value["Brokers"]]
     if api_key == 60:

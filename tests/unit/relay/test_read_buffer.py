@@ -173,9 +173,10 @@ def test_requests_queued_for_a_stalled_upstream_arrive_intact(run: Run) -> None:
             renewed = _read_buffer() is not first
             assert renewed, "the shared read buffer was never renewed"
             assert conn.bytes_up < len(frames)  # it is holding the client back
-            upstream, _ = await asyncio.wait_for(loop.sock_accept(listener), 10)
-            upstream.setblocking(False)
-            received = await _recv_exactly(upstream, len(frames))
+            accepted, _ = await asyncio.wait_for(loop.sock_accept(listener), 10)
+            upstream = accepted
+            accepted.setblocking(False)
+            received = await _recv_exactly(accepted, len(frames))
             await _until(client.is_reading, "the proxy resumed reading the client")
         finally:
             await _tear_down(conns, writer, proxy, upstream, listener)
@@ -334,5 +335,5 @@ def test_nothing_after_a_bad_early_frame_reaches_the_broker() -> None:
     good = request(18, 3, 1, b"")
     conn._early = [good, struct.pack(">i", -5), request(3, 1, 2, b"")]
     conn.on_upstream_connected(upstream)  # type: ignore[arg-type]
-    assert conn.closed and client.closed and upstream.closed
+    assert conn.phase is Phase.CLOSED and client.closed and upstream.closed
     assert bytes(upstream.written) == good
