@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from relay_fakes import FakeCluster
 
 import kafka_edge.relay.connection as connection_module
 from kafka_edge.relay.accept import Admission, Refusal, admit
@@ -70,37 +71,16 @@ class Transport:
         return ("198.18.1.2", 40000) if name == "peername" else None
 
 
-class Cluster:
-    name = "c"
+class Cluster(FakeCluster):
+    """Dials by a future the test completes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.dialled: asyncio.Future[Any] | None = None
-        self.errors: list[str] = []
 
     async def dial(self, node_id: int | None, protocol: Any) -> Any:
         self.dialled = asyncio.get_running_loop().create_future()
         return await self.dialled
-
-    def map_address(self, node: int, host: str, port: int, broker: bool) -> tuple[str, int]:
-        return f"b-{node}.edge", 9098
-
-    def learn(self, entries: object, source: str) -> bool:
-        return True
-
-    def on_error(self, kind: str) -> None:
-        self.errors.append(kind)
-
-    def on_accept(self, *, is_broker: bool) -> None:
-        pass
-
-    def on_close(self) -> None:
-        pass
-
-    def record_bytes(self, up: int, down: int) -> None:
-        pass
-
-    def record_answers(self, **counts: object) -> None:
-        pass
 
 
 class Playbook:

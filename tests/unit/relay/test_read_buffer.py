@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import trustme
 import uvloop
+from relay_fakes import FakeCluster
 
 from kafka_edge.relay import connection as relay_connection
 from kafka_edge.relay.connection import Phase, ProxyConnection
@@ -36,12 +37,11 @@ def response(corr: int, body: bytes) -> bytes:
     return struct.pack(">ii", 4 + len(body), corr) + body
 
 
-class _Cluster:
-    """What a connection asks of its cluster, dialling a fixed local port (or failing)."""
-
-    name = "t"
+class _Cluster(FakeCluster):
+    """Dials a fixed local port (or fails); leaves addresses as they are."""
 
     def __init__(self, upstream_port: int = 0, error: Exception | None = None) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.error = error
 
@@ -55,24 +55,6 @@ class _Cluster:
 
     def map_address(self, node: int, host: str, port: int, broker: bool) -> tuple[str, int]:
         return host, port
-
-    def learn(self, entries: object, source: str) -> bool:
-        return True
-
-    def on_error(self, kind: str) -> None:
-        pass
-
-    def on_accept(self, *, is_broker: bool) -> None:
-        pass
-
-    def on_close(self) -> None:
-        pass
-
-    def record_bytes(self, up: int, down: int) -> None:
-        pass
-
-    def record_answers(self, **counts: object) -> None:
-        pass
 
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
