@@ -46,7 +46,8 @@ def _load(args: argparse.Namespace) -> Config:
     if args.config:
         if args.command == "run" and (args.upstream or args.listen):
             raise ConfigError(["--config cannot be combined with --upstream/--listen"])
-        return load_config(args.config)
+        # DNS records need names alone: no certificate or secret is read for them
+        return load_config(args.config, names_only=args.command == "dns")
     if args.upstream and args.listen:
         return quick_config(upstream=args.upstream, listen=args.listen, advertise=args.advertise)
     raise ConfigError(["give --config FILE, or --upstream HOST:PORT and --listen HOST:PORT"])

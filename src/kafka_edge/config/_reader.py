@@ -42,6 +42,8 @@ class Context:
     base_dir: Path  # relative file paths are resolved against this (absolute) folder
     env: Mapping[str, str]
     errors: list[str] = field(default_factory=list)
+    # names only (``kafka-edge dns``): no file is opened or checked, no secret is read
+    names_only: bool = False
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -371,6 +373,8 @@ def _file(value: object, at: At) -> Path:
     path = Path(value)
     if not path.is_absolute():
         path = at.ctx.base_dir / path
+    if at.ctx.names_only:
+        return path
     if not path.exists():
         raise Invalid(f"file not found: {path}")
     if not path.is_file():

@@ -35,12 +35,14 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
+                names_only: bool = False) -> Config:
     """Read and validate the YAML file at ``path``.
 
     Relative paths inside it are resolved against the file's folder. Raises :class:`ConfigError`
     for a file that cannot be read, YAML syntax errors (with line and column), a top level that
-    is not a mapping, and every validation error of :func:`parse_config`.
+    is not a mapping, and every validation error of :func:`parse_config` (``names_only`` as
+    there).
     """
     file = Path(path)
     try:
@@ -65,7 +67,7 @@ def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
         raise ConfigError([f"{file}: expected a mapping at the top level, got {kind}"])
-    return parse_config(data, base_dir=file.absolute().parent, env=env)
+    return parse_config(data, base_dir=file.absolute().parent, env=env, names_only=names_only)
 
 
 def _yaml_message(file: Path, exc: yaml.MarkedYAMLError) -> str:

@@ -156,6 +156,8 @@ def _files_problems(
     s: Section, cert: Path | None, key: Path | None, *, cert_key: str, key_key: str
 ) -> None:
     """Check a certificate chain file and its key: each parses, and they belong together."""
+    if s.at.ctx.names_only:
+        return
     ok = True
     if cert is not None and (problem := certificate_problem(cert)):
         s.fail(cert_key, problem)
@@ -171,7 +173,9 @@ def _certificate(value: object, at: At) -> CertificatePair:
     s = Section(value, at, ("cert_file", "key_file"))
     cert_file = s.get("cert_file", FILE)
     key_file = s.get("key_file", FILE)
-    if valid(cert_file, key_file):
+    if s.at.ctx.names_only:
+        pass
+    elif valid(cert_file, key_file):
         _files_problems(s, cert_file, key_file, cert_key="cert_file", key_key="key_file")
     elif valid(cert_file) and (problem := certificate_problem(cert_file)):
         s.fail("cert_file", problem)
@@ -216,7 +220,8 @@ def _upstream_tls(value: object, at: At) -> UpstreamTls:
     verify_hostname = s.get("verify_hostname", BOOLEAN, True)
     cert_file = s.get("cert_file", nullable(FILE), None)
     key_file = s.get("key_file", nullable(FILE), None)
-    if valid(ca_file) and ca_file is not None and (problem := ca_problem(ca_file)):
+    if (valid(ca_file) and ca_file is not None and not s.at.ctx.names_only
+            and (problem := ca_problem(ca_file))):
         s.fail("ca_file", problem)
     if valid(cert_file, key_file):
         if cert_file is not None and key_file is None:
@@ -271,6 +276,10 @@ def _sasl(value: object, at: At) -> SaslCredentials:
         s.fail(None, f"expected only one of {', '.join(_PASSWORD_SOURCES)}, "
                f"got {' and '.join(given)}")
     password: Secret | None = None
+    if s.at.ctx.names_only:  # a command that needs names only reads no secret
+        s.finish()
+        return SaslCredentials(mechanism=mechanism, username=username, password=Secret(""),
+                               password_env=password_env, password_file=password_file)
     if valid(password_env) and password_env is not None:
         raw = s.at.ctx.env.get(password_env)
         if raw is None:
@@ -517,16 +526,19 @@ _TOP_KEYS = ("listeners", "clusters", "limits", "observability")
 
 
 def parse_config(
-    data: object, *, base_dir: Path | None = None, env: Mapping[str, str] | None = None
+    data: object, *, base_dir: Path | None = None, env: Mapping[str, str] | None = None,
+    names_only: bool = False,
 ) -> Config:
     """Validate ``data`` (what ``yaml.safe_load`` returned) into a :class:`Config`.
 
     Relative file paths are resolved against ``base_dir`` (default: the current folder);
     ``password_env`` names are looked up in ``env`` (default: ``os.environ``, read now).
-    Raises :class:`ConfigError` listing every problem found.
+    ``names_only``: check everything but the files and secrets, which are neither opened nor
+    read (the model then holds the paths and empty passwords): for commands such as
+    ``kafka-edge dns`` that need names alone. Raises :class:`ConfigError` listing every problem.
     """
     ctx = Context(base_dir=(base_dir or Path.cwd()).absolute(),
-                  env=os.environ if env is None else env)
+                  env=os.environ if env is None else env, names_only=names_only)
     at = At(ctx)
     try:
         s = Section(data, at, _TOP_KEYS)
