@@ -61,7 +61,7 @@ class Listener:
     bind: str  # "host:port" as written
     tls: TlsServerConfig
     default_cluster: str | None  # for clients that send no SNI; None = refuse them
-    proxy_protocol: bool  # reserved
+    proxy_protocol: bool  # always False: true is refused until PROXY protocol is implemented
 
     @property
     def bind_address(self) -> HostPort:

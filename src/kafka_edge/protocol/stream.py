@@ -210,15 +210,12 @@ class RequestStream:
                 # a raw SASL token (lock-step with the broker's), or nothing at all
                 if n - pos < 4:
                     break
-                size = _I32.unpack_from(data, pos)[0]
-                if size < 0 or size > self._max_frame:
-                    raise ProtocolError("client: " + describe_bad_size(data[pos:pos + 4]))
+                end = _raw_frame_end(data, pos, self._max_frame, "client")
                 if sasl.phase == HANDSHAKE:
                     raise ProtocolError("client: a frame sent before the answer to its "
                                         "SaslHandshake v0 request")
-                sasl.client_token(size)
+                sasl.client_token(end - pos - 4)
                 self.frames += 1
-                end = pos + 4 + size
                 if end > n:
                     self._remaining = end - n
                     pos = n
@@ -341,7 +338,7 @@ class ResponseStream:
         if learned:
             self._learned = []
             if self._learn is not None:
-                self._learn(learned, f"a {_api_name(key)} answer")
+                self._learn(learned, f"a {api_name(key)} answer")
 
     def between_frames(self) -> bool:
         """True when no response is partly forwarded, held or walked."""
@@ -517,6 +514,7 @@ class ResponseStream:
         return None
 
 
-def _api_name(api_key: int) -> str:
+def api_name(api_key: int) -> str:
+    """The API's name (``Metadata``), or its key as text when the proxy does not know it."""
     spec = API_KEYS.get(api_key)
-    return spec.name if spec is not None else f"API {api_key}"
+    return spec.name if spec is not None else str(api_key)

@@ -9,7 +9,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
-from kafka_edge.protocol.messages import API_KEYS
+from kafka_edge.protocol.stream import api_name
 from kafka_edge.relay.discovery import DiscoveryCredentials, discover
 from kafka_edge.routing.directory import Address, BrokerDirectory, Learned, shorten
 from kafka_edge.routing.policy import UpstreamPolicy
@@ -21,11 +21,6 @@ if TYPE_CHECKING:
     from kafka_edge.observability.metrics import Metrics
 
 log = logging.getLogger("kafka_edge.cluster")
-
-
-def api_name(api_key: int) -> str:
-    spec = API_KEYS.get(api_key)
-    return spec.name if spec else str(api_key)
 
 
 class ClusterRuntime:
@@ -86,11 +81,10 @@ class ClusterRuntime:
 
     def learn(self, entries: list[Learned], source: str) -> bool:
         """Broker addresses one whole answer named (relayed or asked by discovery)."""
-        before = self.directory.refused
-        ok = self.directory.learn_answer(entries, source)
-        if not ok:
-            self.metrics.addresses_refused.labels(self.name).inc(self.directory.refused - before)
-        return ok
+        refused = self.directory.learn_answer(entries, source)
+        if refused:
+            self.metrics.addresses_refused.labels(self.name).inc(refused)
+        return not refused
 
     # -- dialling ------------------------------------------------------------------------------
 
@@ -197,9 +191,12 @@ class ClusterRuntime:
         m, name = self.metrics, self.name
         for api_key, count in rewritten.items():
             m.rewritten.labels(name, api_name(api_key)).inc(count)
-        for counter, count in ((m.endpoints_dropped, endpoints_dropped),
-                               (m.sasl_handshakes, sasl_handshakes), (m.sasl_v0, sasl_v0_sessions),
-                               (m.sasl_v0_refused, sasl_v0_refused)):
-            if count:
-                counter.labels(name).inc(count)
+        if endpoints_dropped:
+            m.endpoints_dropped.labels(name).inc(endpoints_dropped)
+        if sasl_handshakes:
+            m.sasl_handshakes.labels(name).inc(sasl_handshakes)
+        if sasl_v0_sessions:
+            m.sasl_v0.labels(name).inc(sasl_v0_sessions)
+        if sasl_v0_refused:
+            m.sasl_v0_refused.labels(name).inc(sasl_v0_refused)
         m.known_brokers.labels(name).set(len(self.directory.known_nodes()))

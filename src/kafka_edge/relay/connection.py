@@ -310,14 +310,14 @@ class ProxyConnection(_SharedBufferReader):
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
         requests = self.requests
-        if self.phase is _D or requests is None:  # dialling: keep a copy for the relay
+        if requests is None:  # dialling (the streams exist from relaying on): keep a copy
             self._early.append(bytes(read.view[:nbytes]))
             return
         self._feed(requests, read.view[:nbytes])
 
     def _feed(self, requests: RequestStream, data: bytes | memoryview) -> None:
         self.bytes_up += len(data)
-        if self.phase is _DR or self.phase is _F:
+        if self.phase is not _R:  # draining or finishing
             if not self._requests_stopped and requests.feed_to_boundary(data):
                 self._requests_stopped = True  # what follows is dropped, never forwarded
             return

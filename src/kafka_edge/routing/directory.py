@@ -34,7 +34,7 @@ def shorten(text: str, limit: int = 80) -> str:
 
 class BrokerDirectory:
     __slots__ = ("_bootstrap", "_edge_address", "_nodes", "_pattern", "_reported",
-                 "name", "policy", "refused")
+                 "name", "policy")
 
     def __init__(
         self,
@@ -52,26 +52,25 @@ class BrokerDirectory:
         self._reported: set[Address] = set()
         self.policy = policy
         self.name = name  # the cluster's, for log lines
-        self.refused = 0  # addresses named by answers and refused by the policy (not reported)
 
     @property
     def bootstrap(self) -> tuple[Address, ...]:
         return self._bootstrap
 
-    def learn_answer(self, entries: Sequence[Learned], source: str) -> bool:
+    def learn_answer(self, entries: Sequence[Learned], source: str) -> int:
         """Learn the broker addresses one answer named (``source``: what answered, for the log).
-        All or nothing: False, and nothing learned, if any address is outside the policy."""
+        All or nothing: the number of addresses outside the policy, and nothing learned if it is
+        not 0."""
         bad = [(host, port) for _, host, port in entries if not self.policy.allows(host)]
+        for address in bad:
+            self._report(address, source)
         if bad:
-            self.refused += len(bad)
-            for address in bad:
-                self._report(address, source)
-            return False
+            return len(bad)
         for node_id, host, port in entries:
             address = (host, port)
             if node_id >= 0:
                 self._nodes[node_id] = address
-        return True
+        return 0
 
     def _report(self, address: Address, source: str) -> None:
         if address in self._reported:
