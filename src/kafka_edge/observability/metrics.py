@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RECENT_REFUSALS = 50  # kept for the status page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalRecord:
+    at: float  # time.time()
+    listener: str
+    reason: str  # the kafka_edge_refused_connections_total label
+    peer: str  # the client address (from the PROXY header where one was accepted)
+    detail: str  # the log line's text; names a client chose are shortened and escaped
 
 
 class Metrics:
@@ -65,5 +80,12 @@ class Metrics:
         self.known_brokers = Gauge(
             "kafka_edge_known_brokers", "Broker node ids this instance can route to",
             ["cluster"], registry=r)
+        self.recent_refusals: deque[RefusalRecord] = deque(maxlen=RECENT_REFUSALS)
         self.cert_reloads = Counter(
             "kafka_edge_certificate_reloads", "Certificate reloads", ["outcome"], registry=r)
+
+    def refuse(self, listener: str, reason: str, peer: str, detail: str) -> None:
+        """Count a connection refused before relaying and keep it among the recent ones."""
+        self.refused.labels(listener, reason).inc()
+        self.recent_refusals.append(RefusalRecord(at=time.time(), listener=listener,
+                                                  reason=reason, peer=peer, detail=detail))

@@ -133,14 +133,14 @@ class SniAcceptor:
             hello = await asyncio.wait_for(_peek_client_hello(sock), timeout)
         except (TimeoutError, NotTls, ConnectionError, OSError) as exc:
             reason = exc if str(exc) else "no TLS ClientHello before the handshake timeout"
-            self.metrics.refused.labels(listener.name, "not_tls").inc()
-            log.warning("refused a connection on TLS listener %s: %s", listener.name, reason,
-                        extra={"peer": peer})
+            message = f"refused a connection on TLS listener {listener.name}: {reason}"
+            self.metrics.refuse(listener.name, "not_tls", peer, message)
+            log.warning("%s", message, extra={"peer": peer})
             sock.close()
             return
         decision = admit(listener, hello, self.resolve, self.clusters, self.endpoint)
         if isinstance(decision, Refusal):
-            self.metrics.refused.labels(listener.name, decision.reason).inc()
+            self.metrics.refuse(listener.name, decision.reason, peer, decision.message)
             log.warning("%s", decision.message, extra={"peer": peer})
             _refuse(sock, decision.alert)
             return
@@ -150,10 +150,10 @@ class SniAcceptor:
                 lambda: self.factory(decision.cluster, decision.node_id), sock,
                 ssl=decision.context, ssl_handshake_timeout=timeout)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
-            self.metrics.refused.labels(listener.name, "tls_handshake").inc()
-            log.warning("TLS handshake failed on listener %s (server name '%s'): %s",
-                        listener.name, shorten(hello.server_name or ""),
-                        exc or type(exc).__name__, extra={"peer": peer})
+            message = (f"TLS handshake failed on listener {listener.name} (server name "
+                       f"'{shorten(hello.server_name or '')}'): {exc or type(exc).__name__}")
+            self.metrics.refuse(listener.name, "tls_handshake", peer, message)
+            log.warning("%s", message, extra={"peer": peer})
             sock.close()
 
 
