@@ -29,8 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT",
                      help="quick mode: bootstrap port; broker N on the port 1 + N after it")
     run.add_argument("--advertise", metavar="HOST", help="quick mode: host given to clients")
-    run.add_argument("--workers", type=int, default=1,
-                     help="worker processes sharing the ports (SO_REUSEPORT); default 1")
+    run.add_argument("--workers", default="1", metavar="N|auto",
+                     help="worker processes sharing the ports (SO_REUSEPORT) under a supervisor "
+                     "that restarts them; auto = the CPUs this process may use; default 1")
+    # set by the supervisor for each worker it starts: where to serve its admin pages, and
+    # whose exit makes it drain and stop
+    run.add_argument("--worker-socket", help=argparse.SUPPRESS)
+    run.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="validate a configuration file and exit")
     check.add_argument("--config", metavar="FILE", required=True)
@@ -76,13 +81,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kafka_edge.observability.logs import setup_logging
 
     setup_logging(config.observability.log_level, config.observability.log_format)
-    if args.workers > 1:
-        from kafka_edge.relay.workers import run_workers
+    from kafka_edge.relay.supervisor import worker_count
 
-        return run_workers(config, args.workers)
+    try:
+        workers = worker_count(args.workers)
+    except ValueError:
+        print(f"kafka-edge: --workers takes a number >= 1 or auto, not {args.workers!r}",
+              file=sys.stderr)
+        return 2
+    if workers > 1 and args.worker_socket is None:
+        from kafka_edge.relay.supervisor import run_supervised
+
+        return run_supervised(config, _worker_argv(args), workers)
     from kafka_edge.relay.process import serve
 
-    return serve(config)
+    return serve(config, worker_socket=args.worker_socket, supervisor_pid=args.supervisor_pid)
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command a supervised worker runs: this one, as one process."""
+    argv = [sys.executable, "-m", "kafka_edge.cli", "run"]
+    for flag in ("config", "upstream", "listen", "advertise"):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag}", value]
+    return argv
 
 
 if __name__ == "__main__":

@@ -1,30 +1,82 @@
-"""A minimal HTTP/1.1 endpoint for /metrics, /healthz and /readyz.
+"""A minimal HTTP/1.1 endpoint: /metrics, /healthz, /readyz, the status page (/, /status.json).
 
 Hand-written on asyncio streams (about forty lines) so the proxy needs no web framework and the
 endpoint runs on the proxy's own event loop: /healthz answering proves the loop is not stuck.
+The same request handling (``answer_http``) serves the supervisor's admin port, whose pages
+gather the workers' (relay/supervisor.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kafka_edge.observability.status import StatusSnapshot
+from kafka_edge.observability.status_page import CONTENT_SECURITY_POLICY, render
+
 Readiness = Callable[[], tuple[bool, dict[str, object]]]
+StatusProvider = Callable[[], StatusSnapshot]
+Page = tuple[int, str, bytes]  # status, content type, body
+Handler = Callable[[str], Awaitable[Page]]
+_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+NOT_FOUND: Page = (404, "text/plain", b"not found\n")
+# on every answer: the status page is HTML showing names clients chose; nothing here is cached,
+# framed, sniffed as another type, or allowed to load anything but the page's own style sheet
+_SECURITY_HEADERS = (f"Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\n"
+                     "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n")
+
+
+def readiness_page(ready: bool, detail: dict[str, object]) -> Page:
+    body = json.dumps({"ready": ready, **detail}).encode() + b"\n"
+    return (200 if ready else 503), "application/json", body
+
+
+def status_page(snapshot: StatusSnapshot) -> Page:
+    return 200, "text/html; charset=utf-8", render(snapshot)
+
+
+def status_json(snapshot: StatusSnapshot) -> Page:
+    return 200, "application/json", snapshot.to_json().encode() + b"\n"
+
+
+async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      handle: Handler) -> None:
+    """Read one request, answer it with ``handle(path)``, close."""
+    try:
+        request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        parts = request.split(b" ", 2)
+        path = parts[1].decode(errors="replace").split("?")[0] if len(parts) > 1 else ""
+        status, ctype, body = await handle(path)
+        writer.write(
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\n{_SECURITY_HEADERS}Connection: close\r\n\r\n"
+            .encode() + body
+        )
+        await writer.drain()
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        pass
+    finally:
+        writer.close()
 
 
 class HealthServer:
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness, *,
+                 status: StatusProvider | None = None) -> None:
         self._registry = registry
         self._readiness = readiness
+        self._status = status  # None: no status page (/ and /status.json answer 404)
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port,
-                                                  reuse_port=reuse_port or None)
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port)
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def start_unix(self, path: str) -> None:
+        """Serve on a local socket: a supervised worker's pages, read by its supervisor."""
+        self._server = await asyncio.start_unix_server(self._handle, path)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -32,27 +84,17 @@ class HealthServer:
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            parts = request.split(b" ", 2)
-            path = parts[1].decode(errors="replace").split("?")[0] if len(parts) > 1 else ""
-            if path == "/metrics":
-                status, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
-            elif path == "/healthz":
-                status, ctype, body = 200, "text/plain", b"ok\n"
-            elif path == "/readyz":
-                ready, detail = self._readiness()
-                status, ctype = (200 if ready else 503), "application/json"
-                body = json.dumps({"ready": ready, **detail}).encode() + b"\n"
-            else:
-                status, ctype, body = 404, "text/plain", b"not found\n"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
-            )
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
-            pass
-        finally:
-            writer.close()
+        await answer_http(reader, writer, self._page)
+
+    async def _page(self, path: str) -> Page:
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/readyz":
+            return readiness_page(*self._readiness())
+        if path == "/" and self._status is not None:
+            return status_page(self._status())
+        if path == "/status.json" and self._status is not None:
+            return status_json(self._status())
+        return NOT_FOUND

@@ -31,6 +31,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 
 from kafka_edge.protocol.addresses import (
     FIRST_ADDRESS_VERSION,
@@ -108,12 +109,18 @@ class ConnectionState:
     """What both directions of one connection share: requests awaiting an answer, the SASL v0
     exchange, and a reason to close once the answer being written has gone."""
 
-    __slots__ = ("close_reason", "in_flight", "in_flight_ids", "responses_idle", "sasl_v0")
+    __slots__ = ("answered", "close_reason", "in_flight", "in_flight_ids", "responses_idle",
+                 "sasl_v0", "unanswered")
 
     def __init__(self) -> None:
-        # Kafka answers requests on one connection in order, so a FIFO is enough:
-        # (correlation id, api key, api version), appended by RequestStream as requests pass.
-        self.in_flight: deque[tuple[int, int, int]] = deque()
+        # Kafka answers requests on one connection in order, so a FIFO is enough: (correlation
+        # id, api key, api version, when it passed), appended by RequestStream as requests pass.
+        self.in_flight: deque[tuple[int, int, int, float]] = deque()
+        # for the metrics, taken and emptied by the relay once a second: (api key, version,
+        # seconds from the request passing to its answer's header) of each answered request,
+        # and (api key, version) of each request that gets no answer (Produce with acks=0)
+        self.answered: list[tuple[int, int, float]] = []
+        self.unanswered: list[tuple[int, int]] = []
         self.in_flight_ids: set[int] = set()  # their correlation ids (unique while in flight)
         self.sasl_v0: SaslV0Exchange | None = None  # from a SaslHandshake v0 request to its end
         self.close_reason: str | None = None
@@ -129,15 +136,16 @@ class ConnectionState:
             raise ProtocolError(f"client: correlation id {correlation_id} reused while a request "
                                 "with it still awaits an answer")
         ids.add(correlation_id)
-        self.in_flight.append((correlation_id, api_key, api_version))
+        self.in_flight.append((correlation_id, api_key, api_version, monotonic()))
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
         """(api key, api version) of the request a response answers; ProtocolError if it
         answers none."""
         in_flight = self.in_flight
         if in_flight and in_flight[0][0] == correlation_id:
-            _, api_key, api_version = in_flight.popleft()
+            _, api_key, api_version, sent = in_flight.popleft()
             self.in_flight_ids.discard(correlation_id)
+            self.answered.append((api_key, api_version, monotonic() - sent))
             return api_key, api_version
         if not in_flight:
             raise ProtocolError(f"broker sent a response (correlation id {correlation_id}) "
@@ -259,6 +267,8 @@ class RequestStream:
                         break
                 if acks != 0:
                     state.expect(correlation_id, api_key, api_version)
+                else:
+                    state.unanswered.append((api_key, api_version))
             elif api_key == API_SASL_HANDSHAKE and api_version == 0:
                 if end > n:
                     break  # small: wait for all of it (the mechanism decides what follows)

@@ -1,7 +1,7 @@
 """One proxy process's life: the event loop, signals, start-up, serving, draining.
 
-Used by the command line (one process) and by the workers (each forked child): both import this
-module, which imports neither.
+Used by the command line for one process, and for each supervised worker (relay/supervisor.py
+starts them as fresh processes running the same command).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 
 from kafka_edge.config import Config
@@ -16,25 +17,34 @@ from kafka_edge.config import Config
 log = logging.getLogger("kafka_edge.cli")
 
 
-def serve(config: Config, *, reuse_port: bool = False) -> int:
-    """Run one proxy process until SIGTERM/SIGINT; SIGHUP reloads certificates."""
+def serve(config: Config, *, worker_socket: str | None = None,
+          supervisor_pid: int | None = None) -> int:
+    """Run one proxy process until SIGTERM/SIGINT; SIGHUP reloads certificates.
+
+    A supervised worker (``worker_socket`` set) binds the Kafka ports with SO_REUSEPORT beside
+    its siblings, serves its admin pages on that local socket, and drains and stops if its
+    supervisor (``supervisor_pid``) goes away."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         uvloop = None  # type: ignore[assignment]
+    main = _serve(config, worker_socket, supervisor_pid)
     if uvloop is not None:
-        return uvloop.run(_serve(config, reuse_port))
-    return asyncio.run(_serve(config, reuse_port))
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
-async def _serve(config: Config, reuse_port: bool) -> int:
+async def _serve(config: Config, worker_socket: str | None, supervisor_pid: int | None) -> int:
     from kafka_edge.relay.server import Proxy
 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception)
     proxy = Proxy(config)
-    proxy.reuse_port = reuse_port
+    proxy.reuse_port = worker_socket is not None
+    proxy.admin_socket = worker_socket
     stop = asyncio.Event()
+    orphan_watch = (loop.create_task(_watch_supervisor(supervisor_pid, stop))
+                    if supervisor_pid is not None else None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, proxy.reload_certificates)
@@ -51,10 +61,22 @@ async def _serve(config: Config, reuse_port: bool) -> int:
     gc.collect()
     gc.freeze()
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     log.info("shutting down: draining connections")
     await proxy.stop(config.limits.drain_timeout_s)
     log.info("stopped")
     return 0
+
+
+async def _watch_supervisor(supervisor_pid: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (SIGKILL leaves no time to stop it) drains and stops."""
+    while True:  # polled: portable, where prctl(PR_SET_PDEATHSIG) would need ctypes
+        await asyncio.sleep(1.0)
+        if os.getppid() != supervisor_pid:
+            break
+    log.error("supervisor (pid %d) is gone: draining and stopping", supervisor_pid)
+    stop.set()
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:

@@ -20,6 +20,7 @@ from kafka_edge.observability.metrics import Metrics
 from kafka_edge.relay.accept import SniAcceptor
 from kafka_edge.relay.cluster import ClusterRuntime
 from kafka_edge.relay.connection import Phase, ProxyConnection, Route
+from kafka_edge.relay.status_snapshot import build_snapshot, port_listener_name
 from kafka_edge.routing.routes import Routes
 from kafka_edge.tls.endpoint import TlsEndpoint
 
@@ -46,7 +47,8 @@ class Proxy:
         self.draining = False
         self.started_at = time.monotonic()
         self._max_frame = config.limits.max_frame_bytes
-        self.reuse_port = False  # set by the multi-worker launcher
+        self.reuse_port = False  # set for a supervised worker: its siblings bind the same ports
+        self.admin_socket: str | None = None  # a supervised worker's pages, for the supervisor
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -60,14 +62,19 @@ class Proxy:
             for port, target in self.routes.port_targets(cluster.name):
                 router = self._fixed_router(cluster, target.node)
                 await self._bind(loop, pr.bind_host, port, router, ssl_ctx,
-                                 pr.tls.handshake_timeout_s if pr.tls else None)
+                                 pr.tls.handshake_timeout_s if pr.tls else None,
+                                 listener=port_listener_name(cluster.name))
         for listener in self.config.listeners:
             await self._bind_sni(listener)
         obs = self.config.observability
-        if obs.http_address is not None:
-            self._health = HealthServer(self.metrics.registry, self.readiness)
-            await self._health.start(*obs.http_address,
-                                     reuse_port=self.reuse_port)
+        if self.admin_socket is not None:  # a supervised worker: its supervisor serves the port
+            self._health = HealthServer(self.metrics.registry, self.readiness,
+                                        status=lambda: build_snapshot(self))
+            await self._health.start_unix(self.admin_socket)
+        elif obs.http_address is not None:
+            self._health = HealthServer(self.metrics.registry, self.readiness,
+                                        status=lambda: build_snapshot(self))
+            await self._health.start(*obs.http_address)
         self._spawn(self._housekeeping())
         log.info("effective configuration", extra={"config": self.config.redacted_dict()})
         self.ready = True
@@ -78,10 +85,11 @@ class Proxy:
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
                     router: Callable[[asyncio.Transport], Route | None],
-                    ssl_ctx: ssl.SSLContext | None, handshake_timeout: float | None) -> None:
+                    ssl_ctx: ssl.SSLContext | None, handshake_timeout: float | None, *,
+                    listener: str) -> None:
         def factory() -> ProxyConnection:
             return ProxyConnection(router, self.connections, self._max_frame,
-                                   self.config.limits.max_connections)
+                                   self.config.limits.max_connections, listener=listener)
 
         server = await loop.create_server(
             factory, host or None, port, ssl=ssl_ctx, reuse_address=True,
@@ -113,6 +121,11 @@ class Proxy:
         self._tls.append(endpoint)
         return endpoint
 
+    @property
+    def tls_endpoints(self) -> tuple[TlsEndpoint, ...]:
+        """The server-side TLS of every bound socket (read by the status page)."""
+        return tuple(self._tls)
+
     def _port_tls(self, tls: TlsServerConfig) -> ssl.SSLContext:
         """Server TLS for port-per-broker ports: the route is the port; SNI picks the cert."""
         endpoint = self._tls_endpoint(tls)
@@ -141,7 +154,8 @@ class Proxy:
 
         def factory(cluster: ClusterRuntime, node_id: int | None) -> ProxyConnection:
             return ProxyConnection(self._fixed_router(cluster, node_id), self.connections,
-                                   self._max_frame, self.config.limits.max_connections)
+                                   self._max_frame, self.config.limits.max_connections,
+                                   listener=listener.name)
 
         acceptor = SniAcceptor(listener, endpoint, self.resolve_name, self.clusters,
                                self.metrics, factory, lambda: self.draining)

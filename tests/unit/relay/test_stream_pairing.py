@@ -129,7 +129,7 @@ def test_reused_correlation_id_closes_the_connection(login: str, client_id: byte
             w.requests.feed(second)
         else:
             w.requests.feed(first + second)
-    assert [c for c, _, _ in w.state.in_flight] == [7]  # only the first was tracked
+    assert [c for c, *_ in w.state.in_flight] == [7]  # only the first was tracked
 
 
 @pytest.mark.parametrize("login", LOGINS)
@@ -138,7 +138,7 @@ def test_unrecognisable_client_id_is_still_a_tracked_request(login: str) -> None
     getattr(w, login)()
     w.requests.feed(syncgroup_request(7, b"\xff\xfe\x00\x01"))
     w.requests.feed(request(3, 1, 8, struct.pack(">i", 0), client_id=b"\xc3"))
-    assert [(c, k) for c, k, _ in w.state.in_flight] == [(7, 14), (8, 3)]
+    assert [(c, k) for c, k, *_ in w.state.in_flight] == [(7, 14), (8, 3)]
     w.responses.feed(syncgroup_answer(7))  # passes through as the SyncGroup answer it is
     w.responses.feed(metadata_v1_answer(8, [(1, UPSTREAM, 9096)]))
     out = bytes(w.to_client)
@@ -235,7 +235,7 @@ def test_refused_handshake_returns_to_requests() -> None:
     w.responses.feed(frame(struct.pack(">ihi", 1, 33, 0)))
     assert w.state.sasl_v0 is None
     w.requests.feed(request(3, 1, 2, struct.pack(">i", 0)))
-    assert [c for c, _, _ in w.state.in_flight] == [2]
+    assert [c for c, *_ in w.state.in_flight] == [2]
 
 
 def test_first_client_id_is_kept_whatever_its_bytes() -> None:

@@ -64,7 +64,7 @@ def test_requests_pass_through_unchanged_in_one_write() -> None:
     frames = request(2, 5, 1, b"x" * 100) + request(8, 3, 2, b"y" * 10)
     w.requests.feed(frames)
     assert w.to_broker == [frames]
-    assert [c for c, _, _ in w.state.in_flight] == [1, 2]
+    assert [c for c, *_ in w.state.in_flight] == [1, 2]
 
 
 @settings(max_examples=200, deadline=None)
@@ -85,7 +85,7 @@ def test_any_chunking_gives_the_same_bytes_both_ways(cuts: list[int]) -> None:
 def test_produce_acks_zero_expects_no_response() -> None:
     w = Wire()
     w.requests.feed(request(0, 7, 10, produce_body(0)) + request(0, 7, 11, produce_body(-1)))
-    assert [c for c, _, _ in w.state.in_flight] == [11]
+    assert [c for c, *_ in w.state.in_flight] == [11]
     w.responses.feed(response(11, b"\0" * 8))
     assert not w.state.in_flight
 
@@ -119,7 +119,7 @@ def test_api_versions_above_known_version_is_answered_locally() -> None:
     (answer,) = w.to_client
     size, corr, error = struct.unpack_from(">iih", answer)
     assert (size, corr, error) == (len(answer) - 4, 7, 35)
-    assert [c for c, _, _ in w.state.in_flight] == [8]
+    assert [c for c, *_ in w.state.in_flight] == [8]
 
 
 def test_api_versions_above_known_version_behind_an_unanswered_request_is_refused() -> None:
@@ -161,7 +161,7 @@ def test_sasl_handshake_v0_raw_phase_passes_tokens_verbatim() -> None:
     # the next frame is a Kafka request again and is tracked
     assert w.state.sasl_v0 is None  # PLAIN: one round
     w.requests.feed(request(3, 1, 2, struct.pack(">i", 0)))
-    assert [c for c, _, _ in w.state.in_flight] == [2]
+    assert [c for c, *_ in w.state.in_flight] == [2]
 
 
 def test_sasl_handshake_v1_does_not_enter_raw_phase() -> None:
@@ -254,7 +254,7 @@ def test_produce_v13_plain_answers_pass_and_node_endpoints_are_rewritten() -> No
     reqs += produce_v13_request(4, 0, b"q" * 20)  # acks=0: no answer to expect
     w.requests.feed(reqs)
     assert w.to_broker == [reqs]
-    assert [c for c, _, _ in w.state.in_flight] == [1, 2, 3]
+    assert [c for c, *_ in w.state.in_flight] == [1, 2, 3]
     plain1, plain3 = produce_v13_response(1, None), produce_v13_response(3, None)
     moved = produce_v13_response(2, [(2, "10.0.0.2", 9092)])
     w.responses.feed(plain1 + moved + plain3)
@@ -393,7 +393,7 @@ def test_draining_finishes_the_request_being_forwarded_then_stops() -> None:
     assert not w.requests.feed_to_boundary(big[1000:3000])
     assert w.requests.feed_to_boundary(big[3000:] + request(3, 1, 2, struct.pack(">i", 0)))
     assert b"".join(w.to_broker) == big  # the next request never reaches the broker
-    assert [c for c, _, _ in w.state.in_flight] == [1]
+    assert [c for c, *_ in w.state.in_flight] == [1]
     assert w.requests.feed_to_boundary(request(3, 1, 3))
     assert b"".join(w.to_broker) == big
 
