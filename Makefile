@@ -2,13 +2,13 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup test unit e2e lint deadcode typecheck check demo bench clean
+.PHONY: setup test unit e2e lint deadcode typecheck check demo bench image deploy-files clean
 
 setup:
 	bash scripts/setup.sh
 
 test: setup
-	$(PY) -m ruff check src tests testbed scripts bench
+	$(PY) -m ruff check src tests testbed scripts bench deploy
 	$(PY) scripts/deadcode.py
 	$(PY) -m mypy
 	$(PY) -m pytest tests
@@ -20,7 +20,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 lint:
-	$(PY) -m ruff check src tests testbed scripts bench
+	$(PY) -m ruff check src tests testbed scripts bench deploy
 	$(PY) scripts/deadcode.py
 
 deadcode:  # vulture over src/ and testbed/; false positives in scripts/deadcode_whitelist.py
@@ -34,6 +34,15 @@ demo: setup
 
 bench: setup  # about 55 minutes; BENCH_ARGS="--rounds 3" or "--quick" for less
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+image: setup  # localhost/kafka-edge:dev with podman, on a Debian bookworm base made locally
+	$(PY) -m testbed.image
+
+# deploy/aws/*.template.json (the CDK app, synthesized: needs Node.js) and
+# deploy/grafana/kafka-edge.json, made again from their sources; make test checks they are current
+deploy-files: setup
+	cd deploy/aws && ../../$(PY) -m kafka_edge_cdk.synth --write
+	$(PY) deploy/grafana/kafka_edge_dashboard.py --write
 
 clean:
 	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_block(count: int) -> int:
+    """First of ``count`` consecutive ports free on 127.0.0.1 now (the machine is shared: a
+    port next to a free one may be another process's)."""
+    while True:
+        base = free_port()
+        if base + count > 65535:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+
+
 def produce_request(correlation: int, size: int) -> bytes:
     """A Produce v13 request header and body prefix, padded to ``size`` with record bytes."""
     client = b"micro-producer"
@@ -325,7 +346,7 @@ def start_proxy(kind: str, listen: int, upstream: int, work: Path,
     src = baseline if kind == "baseline" else str(REPO / "src")
     env = {**os.environ, "PYTHONPATH": src}
     proc = subprocess.Popen(argv, env=env)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a loaded machine starts Python slowly
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", listen), timeout=1).close()
@@ -343,9 +364,7 @@ def ticks(pid: int) -> tuple[int, int]:
 
 def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path,
             tls: dict[str, str] | None) -> dict[str, float]:
-    listen = free_port()
-    while listen + 6 > 65535:
-        listen = free_port()
+    listen = free_block(6)  # the proxy's port, the broker port after it, the admin port
     proxy = start_proxy(kind, listen, upstream, work, args.baseline_src, tls)
     perf = None
     if args.perf:

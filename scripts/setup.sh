@@ -28,11 +28,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-# 2. Debian tools used by the tests: kcat (librdkafka CLI), haproxy (load-balancer stand-in), ip (netns)
+# 2. Debian tools used by the tests: kcat (librdkafka CLI), haproxy (load-balancer stand-in), ip (netns),
+#    chromium (the status page test drives it headless through Playwright)
 need_pkgs=()
 command -v kcat >/dev/null 2>&1 || need_pkgs+=(kcat)
 command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v faketime >/dev/null 2>&1 || need_pkgs+=(faketime)   # doctor's clock check test (libfaketime)
+# the emulated-MSK tests' DNS server in the client network (the region TXT record, the wildcard)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
+# the container image (make image, tests/deploy): podman with runc, mmdebstrap for the local base
+for tool in podman runc mmdebstrap; do
+  command -v "$tool" >/dev/null 2>&1 || need_pkgs+=("$tool")
+done
+# the CDK app's synthesis (tests/deploy/test_aws_templates.py): aws-cdk-lib runs in Node.js
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian packages: ${need_pkgs[*]}"
@@ -50,9 +61,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  say "installing kafka-edge[dev,bench] into .venv"
+  say "installing kafka-edge[dev,bench,deploy] into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,bench]'
+  .venv/bin/pip install -q -e '.[dev,bench,deploy]'
   touch "$stamp"
 else
   say ".venv up to date"
@@ -73,6 +84,16 @@ for v in $KAFKA_VERSIONS; do
   touch ".cache/kafka/$v/.complete"
 done
 
+# 4b. AWS's MSK IAM client library for Java (aws-msk-iam-auth) for the emulated-MSK tests
+msk_iam=".cache/msk-iam/2.3.6"
+if [ -f "$msk_iam/.complete" ]; then
+  say "aws-msk-iam-auth 2.3.6 jars present"
+else
+  say "fetching aws-msk-iam-auth 2.3.6 and its dependencies from Maven Central"
+  mvn -q -B -f tools/msk-iam-jars/pom.xml -Dout="$PWD/$msk_iam/libs" dependency:copy-dependencies
+  touch "$msk_iam/.complete"
+fi
+
 # 5. Go test programs (testbed/go: sarama with SaslHandshake v0), built once into .cache/go-bin
 #    (modules and build cache in .cache/go; `go` from PATH or /usr/local/go/bin)
 if .venv/bin/python -m testbed.gobuild --check >/dev/null; then
@@ -83,6 +104,20 @@ else
   .venv/bin/python -m testbed.gobuild >/dev/null || rc=$?
   if [ "$rc" = 2 ]; then
     say "WARNING: no Go toolchain (go on PATH or /usr/local/go/bin/go); tests needing it will skip"
+  elif [ "$rc" != 0 ]; then
+    exit 1
+  fi
+fi
+
+# 6. helm for the chart's tests (tests/deploy), `go install`ed once into .cache/go-bin
+if .venv/bin/python -m testbed.gotools --check >/dev/null; then
+  say "helm installed"
+else
+  say "installing helm (go install) into .cache/go-bin"
+  rc=0
+  .venv/bin/python -m testbed.gotools >/dev/null || rc=$?
+  if [ "$rc" = 2 ]; then
+    say "WARNING: no Go toolchain; the Helm chart tests will skip"
   elif [ "$rc" != 0 ]; then
     exit 1
   fi

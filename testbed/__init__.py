@@ -9,6 +9,9 @@ Not installed with the package: tests import it because the repository root is o
   clients, each run as a subprocess (optionally inside a network namespace).
 - :mod:`testbed.netns`: client / edge / cluster network namespaces joined by veth pairs.
 - :mod:`testbed.procs`: process markers, clean shut-down and the sweep of leftovers.
+- :mod:`testbed.msk`: emulated Amazon MSK (broker names, IAM on 9098) and AWS's IAM clients;
+  :mod:`testbed.layout` (brokers with addresses and names of their own) and
+  :mod:`testbed.dnsmasq` (a DNS server in a namespace).
 """
 
 from __future__ import annotations

@@ -124,6 +124,8 @@ class ClientJob:
     records: Sequence[Record] = ()  # produce: (key, value) pairs, each acknowledged (acks=all)
     count: int = 0  # consume: how many records to wait for
     group: str | None = None  # consume: consumer group
+    env: Mapping[str, str] = field(default_factory=dict)  # java: environment variables, on top
+    classpath: Sequence[str] = ()  # java: more jars after Kafka's (e.g. aws-msk-iam-auth)
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,14 +248,14 @@ def _java_security_props(security: ClientSecurity) -> dict[str, str]:
     return props
 
 
-def _java_cmd(version: str = JAVA_CLIENT_VERSION) -> list[str]:
+def _java_cmd(version: str = JAVA_CLIENT_VERSION, classpath: Sequence[str] = ()) -> list[str]:
     options = [
         *tool_jvm_options(),
         "-Dfile.encoding=UTF-8",
         "-Dsun.stdout.encoding=UTF-8",
         "-Dsun.stderr.encoding=UTF-8",
     ]
-    return java_command(version, options, tool_log_config(version))
+    return java_command(version, options, tool_log_config(version), classpath)
 
 
 def _java_produce(job: ClientJob) -> None:
@@ -275,7 +277,7 @@ def _java_produce(job: ClientJob) -> None:
         reader = "--reader-property" if v4 else "--property"
         argv = [
             *netns_prefix(job.netns),
-            *_java_cmd(version),
+            *_java_cmd(version, job.classpath),
             main,
             "--bootstrap-server",
             job.bootstrap,
@@ -292,7 +294,8 @@ def _java_produce(job: ClientJob) -> None:
             *(["--sync"] if sync else []),
         ]
         data = b"".join(k + b"\t" + v + b"\n" for k, v in job.records)
-        proc = _run(argv, stdin=data, timeout=job.timeout, what="java console producer")
+        proc = _run(argv, stdin=data, timeout=job.timeout, what="java console producer",
+                    env=job.env)
     err = proc.stderr.decode(errors="replace")
     # the producer logs a failed send (ErrorLoggingCallback) at ERROR and still exits 0
     if proc.returncode != 0 or "] ERROR " in err:
@@ -315,7 +318,7 @@ def _java_consume(job: ClientJob) -> list[Record]:
         write_properties(conf, props)
         argv = [
             *netns_prefix(job.netns),
-            *_java_cmd(version),
+            *_java_cmd(version, job.classpath),
             "org.apache.kafka.tools.consumer.ConsoleConsumer",
             "--bootstrap-server",
             job.bootstrap,
@@ -334,7 +337,8 @@ def _java_consume(job: ClientJob) -> list[Record]:
             "key.separator=\t",
             *(["--group", job.group] if job.group else []),
         ]
-        proc = _run(argv, stdin=None, timeout=timeout, what="java console consumer")
+        proc = _run(argv, stdin=None, timeout=timeout, what="java console consumer",
+                    env=job.env)
     err = proc.stderr.decode(errors="replace")
     out = []
     for line in proc.stdout.decode().splitlines():

@@ -61,6 +61,7 @@ from testbed.jvm import (
     tool_log_config,
     write_properties,
 )
+from testbed.layout import NodeLayout
 
 if TYPE_CHECKING:
     from testbed.clients import ClientSecurity
@@ -276,6 +277,8 @@ class KafkaCluster:
         heap: str = "512m",
         log_level: str | None = None,
         timeout: float = 120.0,
+        layout: NodeLayout | None = None,
+        extra_classpath: Iterable[str] = (),
     ) -> KafkaCluster:
         """Format and start a cluster, and wait until its metadata lists every broker.
 
@@ -288,6 +291,9 @@ class KafkaCluster:
         ``{NAME: "PROTOCOL://HOST:BASE"}`` (PROTOCOL: PLAINTEXT or SSL): listener NAME of node N
         is bound on ``host`` at a free port and advertised as ``HOST:BASE+N``; HOST is added to
         the broker certificate. Inter-broker traffic stays on the internal PLAINTEXT listener.
+        ``layout``: brokers with an address and a name of their own (:mod:`testbed.layout`).
+        ``extra_classpath``: entries after Kafka's jars on the brokers' class path (test-only
+        broker plugins, such as the emulated MSK IAM of :mod:`testbed.msk`).
         """
         t0 = time.monotonic()
         directory = Path(directory).resolve()
@@ -309,11 +315,19 @@ class KafkaCluster:
 
         node_ids = list(range(1, brokers + 1))
         names = [*listeners, CONTROLLER, *extra]
+        if layout is not None:
+            layout.check(node_ids)
+        hosts = {n: layout.hosts[n] if layout else host for n in node_ids}
+        advertised = {n: layout.names[n] if layout else advertised_host or host for n in node_ids}
+        fixed = dict(layout.fixed_ports) if layout else {}
         # free ports where the brokers will bind (inside the namespace, if any): several
         # clusters may share one namespace
-        flat = free_ports_in(netns, host, len(node_ids) * len(names))
-        it = iter(flat)
-        ports = {n: {name: next(it) for name in names} for n in node_ids}
+        ports: dict[int, dict[str, int]] = {}
+        for bind in dict.fromkeys(hosts.values()):
+            on_host = [n for n in node_ids if hosts[n] == bind]
+            free = iter(free_ports_in(netns, bind, len(on_host) * len(names)))
+            for n in on_host:
+                ports[n] = {name: fixed.get(name) or next(free) for name in names}
 
         state: dict[str, Any] = {
             "dir": str(directory),
@@ -333,6 +347,8 @@ class KafkaCluster:
             "nodes": {
                 str(n): {
                     "node_id": n,
+                    "host": hosts[n],
+                    "advertised_host": advertised[n],
                     "ports": ports[n],
                     "dir": str(directory / f"node-{n}"),
                     "pid": None,
@@ -341,6 +357,8 @@ class KafkaCluster:
             },
             "startup_seconds": None,
             "logging": logging_works(kafka_version),
+            "classpath": list(extra_classpath),
+            "tls_names": list(layout.tls_names) if layout else [],
         }
         cluster = cls(state)
         cluster._write_files(log_level)
@@ -379,6 +397,8 @@ class KafkaCluster:
 
             san = ["localhost", state["host"], state["advertised_host"], "127.0.0.1"]
             san += [x["host"] for x in extra.values()]
+            san += [*state.get("tls_names", ()), *(n[k] for n in state["nodes"].values()
+                                                   for k in ("host", "advertised_host"))]
             tls = make_tls(directory / "tls", san)
             state["ca_file"] = str(tls.ca_file)
             state["keystore"] = str(tls.keystore)
@@ -408,9 +428,10 @@ class KafkaCluster:
         st = self.state
         node = st["nodes"][str(node_id)]
         n_brokers = len(st["nodes"])
-        host, adv = st["host"], st["advertised_host"]
+        host, adv = self._bind_host(node), self._advertised(node)
         voters = ",".join(
-            f"{n['node_id']}@{host}:{n['ports'][CONTROLLER]}" for n in self._node_states()
+            f"{n['node_id']}@{self._bind_host(n)}:{n['ports'][CONTROLLER]}"
+            for n in self._node_states()
         )
         listeners = st["listeners"]
         extra = self.advertise_listeners
@@ -499,6 +520,12 @@ class KafkaCluster:
         props |= st["config"]
         return props
 
+    def _bind_host(self, node: dict[str, Any]) -> str:
+        return str(node.get("host") or self.state["host"])
+
+    def _advertised(self, node: dict[str, Any]) -> str:
+        return str(node.get("advertised_host") or self.state["advertised_host"])
+
     def _node_states(self) -> list[dict[str, Any]]:
         return [self.state["nodes"][k] for k in sorted(self.state["nodes"], key=int)]
 
@@ -567,7 +594,8 @@ class KafkaCluster:
         ]
         argv = [
             *netns_prefix(st["netns"]),
-            *java_command(st["kafka_version"], options, Path(st["log_config"])),
+            *java_command(st["kafka_version"], options, Path(st["log_config"]),
+                          st.get("classpath", ())),
             "kafka.Kafka",
             str(node_dir / "server.properties"),
         ]
@@ -684,7 +712,7 @@ class KafkaCluster:
         if extra is not None:
             self._node(node_id)
             return _hostport(extra["host"], extra["base"] + node_id)
-        return f"{self.state['advertised_host']}:{self.port(node_id, listener)}"
+        return f"{self._advertised(self._node(node_id))}:{self.port(node_id, listener)}"
 
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
         """``host:port,...`` of every broker on ``listener`` (PLAINTEXT, SSL, SASL_SSL, ...).
@@ -709,8 +737,13 @@ class KafkaCluster:
             if listener
             else [*self.listeners, CONTROLLER, *self.advertise_listeners]
         )
-        hosts = list(dict.fromkeys([self.state["host"], self.state["advertised_host"]]))
-        return [f"{h}:{self.port(n, name)}" for name in names for n in self.node_ids for h in hosts]
+        def hosts(n: int) -> list[str]:
+            node = self._node(n)
+            return list(dict.fromkeys([self.state["host"], self.state["advertised_host"],
+                                       self._bind_host(node), self._advertised(node)]))
+
+        return [f"{h}:{self.port(n, name)}" for name in names for n in self.node_ids
+                for h in hosts(n)]
 
     def client_security(
         self, listener: str = "PLAINTEXT", mechanism: str | None = None, user: str = "alice"
@@ -867,7 +900,8 @@ class KafkaCluster:
                     "running": n["node_id"] in running,
                     "listeners": {
                         # extra advertised listeners: the bound address (what a forwarder targets)
-                        name: f"{st['host'] if name in extra else st['advertised_host']}:{port}"
+                        name: f"{self._bind_host(n) if name in extra else self._advertised(n)}"
+                        f":{port}"
                         for name, port in n["ports"].items()
                     },
                     "log": str(Path(n["dir"]) / "server.log"),

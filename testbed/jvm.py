@@ -205,15 +205,17 @@ def log_config_option(version: str, path: Path) -> str:
 # the java command line
 
 
-def java_command(version: str, options: Sequence[str], log_config: Path) -> list[str]:
+def java_command(version: str, options: Sequence[str], log_config: Path,
+                 extra_classpath: Sequence[str] = ()) -> list[str]:
     """``java OPTIONS <log config option> -cp CLASSPATH`` for Kafka ``version``: the start of the
-    command line of a JVM; the main class and its arguments follow."""
+    command line of a JVM; the main class and its arguments follow. ``extra_classpath``: entries
+    after Kafka's jars (Kafka's own classes win where both have one)."""
     return [
         "java",
         *options,
         log_config_option(version, log_config),
         "-cp",
-        java_classpath(version),
+        os.pathsep.join([java_classpath(version), *extra_classpath]),
     ]
 
 

@@ -179,6 +179,7 @@ class Topology:
     edge_cluster_ip: str = EDGE_CLUSTER_IP
     cluster_ip: str = CLUSTER_IP
     hosts: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)  # namespaces added later (destroyed too)
 
     @property
     def namespaces(self) -> tuple[str, str, str]:
@@ -202,6 +203,34 @@ class Topology:
         ns = self.ns(where)
         self.hosts.setdefault(ns, {}).update(entries)
         write_hosts(ns, self.hosts[ns])
+
+    def add_client_network(self, name: str, net: str) -> str:
+        """Another client network joined to the edge namespace only (on premises over a VPN):
+        namespace ``<base>-<name>`` at ``<net>.2/24``, the edge at ``<net>.1`` (``net`` such as
+        "198.18.3"). Returns the namespace's name; :meth:`destroy` removes it."""
+        ns = self.client.removesuffix("-client") + f"-{name}"
+        _ip("netns", "add", ns)
+        self.extra.append(ns)
+        (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
+        (NETNS_ETC / ns / "resolv.conf").write_text("# no DNS in test namespaces\n")
+        run_in(ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", ns, "link", "add", "veth-edge", "type", "veth", "peer", "name",
+            f"veth-{name}"[:15], "netns", self.edge)
+        _ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", "veth-edge")
+        _ip("-n", ns, "link", "set", "veth-edge", "up")
+        _ip("-n", self.edge, "addr", "add", f"{net}.1/24", "dev", f"veth-{name}"[:15])
+        _ip("-n", self.edge, "link", "set", f"veth-{name}"[:15], "up")
+        return ns
+
+    def add_address(self, where: str, address: str) -> None:
+        """One more address (``ip/24``) on the namespace's link towards the edge (client or
+        cluster side): a second broker host, a DNS server."""
+        _ip("-n", self.ns(where), "addr", "add", address, "dev", "veth-edge")
+
+    def set_resolver(self, where: str, nameserver: str) -> None:
+        """Point the namespace's resolver (its ``resolv.conf``) at ``nameserver``."""
+        (NETNS_ETC / self.ns(where) / "resolv.conf").write_text(f"nameserver {nameserver}\n")
 
     def create(self) -> None:
         for ns in self.namespaces:
@@ -244,7 +273,7 @@ class Topology:
 
     def destroy(self) -> None:
         """Kill every process in the namespaces, delete them and their /etc/netns dirs."""
-        for ns in self.namespaces:
+        for ns in [*self.namespaces, *self.extra]:
             delete_namespace(ns)
 
 

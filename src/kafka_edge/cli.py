@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     dns.add_argument("--config", metavar="FILE", required=True)
     dns.add_argument("--target", metavar="NAME",
                      help="the edge endpoint (load balancer DNS name) the records point at")
+
+    doctor = sub.add_parser("doctor", help="check a configuration against the live cluster: "
+                            "upstreams, metadata, clock, edge names and certificates")
+    doctor.add_argument("--config", metavar="FILE", required=True)
+    doctor.add_argument("--format", choices=("table", "json"), default="table")
+    doctor.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="limit of each network step (default 5)")
     return parser
 
 
@@ -70,9 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kafka-edge: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     if args.command == "check":
+        from kafka_edge.config.advice import config_warnings
+
+        for warning in config_warnings(config):
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"configuration OK: {len(config.clusters)} cluster(s), "
               f"{len(config.listeners)} SNI listener(s)")
         return 0
+    if args.command == "doctor":
+        from kafka_edge.doctor import run_doctor
+
+        return run_doctor(config, timeout=args.timeout, output_format=args.format)
     if args.command == "dns":
         from kafka_edge.routing.dns import dns_records
 
@@ -95,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_supervised(config, _worker_argv(args), workers)
     from kafka_edge.relay.process import serve
 
-    return serve(config, worker_socket=args.worker_socket, supervisor_pid=args.supervisor_pid)
+    return serve(config, config_path=args.config, worker_socket=args.worker_socket,
+                 supervisor_pid=args.supervisor_pid)
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:

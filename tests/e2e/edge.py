@@ -118,6 +118,9 @@ class EdgeProcess:
         self.env = dict(env or {})
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
+        # with --workers N (N > 1) the supervisor says it once every worker answers
+        supervised = "--workers" in self.args and self.args[self.args.index("--workers") + 1] != "1"
+        self.ready_line = b"supervisor ready" if supervised else b"kafka-edge ready"
         self.started_at = 0.0
         self.ready_after: float | None = None
 
@@ -141,7 +144,7 @@ class EdgeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kafka-edge exited with {self.proc.returncode}:\n{self.log()}")
-            if b"kafka-edge ready" in self.log_path.read_bytes()[log_start:]:
+            if self.ready_line in self.log_path.read_bytes()[log_start:]:
                 self.ready_after = time.monotonic() - self.started_at
                 return self
             time.sleep(0.05)

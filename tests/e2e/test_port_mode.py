@@ -143,6 +143,8 @@ def test_unknown_node_is_refused_and_nothing_else_is_dialled(
     while "broker node 7 is not in cluster" not in proc.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "broker node 7 is not in cluster test's metadata" in proc.log()
+    assert proc.metric("kafka_edge_refused_connections_total", reason="unknown_node") >= 1
+    assert proc.metric("kafka_edge_upstream_connect_failures_total", reason="unknown_node") >= 1
 
 
 def test_malformed_frame_closes_only_that_connection(

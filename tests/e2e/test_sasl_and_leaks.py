@@ -325,3 +325,40 @@ def _wait_in_sync(cluster: KafkaCluster, topic: str, node: int, timeout: float =
             return
         time.sleep(1)
     raise AssertionError(f"node {node} did not rejoin the ISR of {topic}")
+
+
+# -- secrets never reach the output ---------------------------------------------------------------
+
+def test_no_password_or_token_in_any_output(kafka3: KafkaCluster, edge_ca: tuple[Path, Path, Path],
+                                            tmp_path: Path) -> None:
+    """A SASL run at debug level (PLAIN, SCRAM and OAUTHBEARER clients, a fresh instance's own
+    SCRAM discovery): neither password, nor the OAUTHBEARER token, appears in the log, the
+    metrics, /readyz or the status page."""
+    ca, cert, key = edge_ca
+    base = free_port_block(10, EDGE_HOST)
+    config = _sasl_edge_config(kafka3, cert, key, base)
+    config["observability"] = {"log_level": "debug"}
+    topic = f"secrets-{uuid.uuid4().hex[:6]}"
+    kafka3.create_topic(topic, partitions=2, replication_factor=3)
+    # the unsecured OAUTHBEARER token librdkafka builds starts with the JOSE header
+    # {"alg":"none"}, base64url-encoded; its payload names the principal
+    token_marks = [b"eyJhbGciOiJub25lIn0", b"eyJzdWIiOiJhbGljZSI"]
+    with EdgeProcess(config, tmp_path, env={"DISCOVERY_PASSWORD": kafka3.users["admin"]}) as proc:
+        for mechanism in ("PLAIN", "SCRAM-SHA-256", "OAUTHBEARER"):
+            security = _security(kafka3, ca, mechanism)
+            produce("confluent", f"{EDGE_HOST}:{base + 2}" if mechanism == "PLAIN"
+                    else f"{EDGE_HOST}:{base}", topic, records(50, mechanism), security)
+        outputs = [proc.get(path)[1] for path in ("/metrics", "/readyz", "/", "/status.json")]
+        log = proc.log_path.read_bytes()
+    assert b"connection closed" in log and b"DEBUG" in log  # the log is the debug one
+    assert b"discovered brokers" in log  # the broker port first: the edge's own SCRAM login
+    # every line about a client connection names it: its id, the client and the broker
+    lines = [x for x in log.decode().splitlines() if " peer=" in x]
+    assert lines and all(" conn=" in x for x in lines), [x for x in lines if " conn=" not in x]
+    closed = [x for x in lines if "connection closed" in x]
+    assert closed and all(" upstream=127.0.0.1:" in x for x in closed)
+    everything = log + "".join(outputs).encode()
+    for secret in (kafka3.users["alice"], kafka3.users["admin"]):
+        assert secret.encode() not in everything
+    for mark in token_marks:
+        assert mark not in everything

@@ -14,14 +14,19 @@ SNI names lowercased, defaults filled in (``advertised_host``, ``advertised_port
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from kafka_edge.config.names import (
+    MAX_NODE_ID,
     NODE,
+    NUMBER,
     HostPort,
+    IpNetwork,
     name_for_node,
+    node_for_name,
     parse_host_port,
 )
 from kafka_edge.config.secret import Secret
@@ -30,6 +35,7 @@ TlsVersion = Literal["TLSv1.2", "TLSv1.3"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
+ProxyProtocolMode = Literal["optional", "required"]
 
 
 # -- TLS the edge serves -------------------------------------------------------------------------
@@ -54,6 +60,20 @@ class TlsServerConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyProtocol:
+    """``proxy_protocol`` of a listener or of ``port_routing`` when it is on: each connection
+    may (``optional``) or must (``required``) start with a PROXY protocol header (v1 or v2)
+    naming the client; only peers in ``trusted_sources`` may send one."""
+
+    mode: ProxyProtocolMode
+    trusted_sources: tuple[str, ...]  # IP networks, normalised ("10.0.0.0/16"); never empty
+    header_timeout_s: float  # time a connection has to deliver its header (or first bytes)
+
+    def trusted_networks(self) -> tuple[IpNetwork, ...]:
+        return tuple(ipaddress.ip_network(source) for source in self.trusted_sources)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
     """A TLS port shared by the clusters that route by SNI on it."""
 
@@ -61,7 +81,7 @@ class Listener:
     bind: str  # "host:port" as written
     tls: TlsServerConfig
     default_cluster: str | None  # for clients that send no SNI; None = refuse them
-    proxy_protocol: bool  # always False: true is refused until PROXY protocol is implemented
+    proxy_protocol: ProxyProtocol | None = None  # None: off
 
     @property
     def bind_address(self) -> HostPort:
@@ -114,6 +134,15 @@ class Upstream:
     # hosts the edge may learn and dial besides the bootstrap hosts and the pattern's names:
     # names, "*.domain" suffixes, IP networks; None = the bootstrap hosts' parent domains
     allowed_hosts: tuple[str, ...] | None = None
+    # "b{n}-abc.c1.kafka-serverless.us-east-1.amazonaws.com:9098": the brokers' upstream names
+    # carry a number (not necessarily the node id), mapped name to name to the edge names of
+    # sni_routing.broker_host_pattern ("b-{n}.orders.example.com"); None = map by node id
+    broker_name_pattern: str | None = None
+
+    @property
+    def maps_names(self) -> bool:
+        """Are brokers mapped name to name (``broker_name_pattern``) rather than by node id?"""
+        return self.broker_name_pattern is not None
 
     @property
     def bootstrap_addresses(self) -> tuple[HostPort, ...]:
@@ -125,6 +154,21 @@ class Upstream:
             return None
         host_template, _, port = self.broker_address_pattern.rpartition(":")
         return HostPort(host_template.replace(NODE, str(node_id)), int(port))
+
+    def name_address(self, number: int) -> HostPort | None:
+        """The upstream address of the broker whose name carries ``number``, by
+        ``broker_name_pattern``; None without one (or for a number outside 0..2**31-1)."""
+        if self.broker_name_pattern is None or not 0 <= number <= MAX_NODE_ID:
+            return None
+        host_template, _, port = self.broker_name_pattern.rpartition(":")
+        return HostPort(host_template.replace(NUMBER, str(number)), int(port))
+
+    def number_in_name(self, host: str) -> int | None:
+        """The number an upstream broker host name carries by ``broker_name_pattern`` (canonical
+        decimal, at most 2**31-1), or None: no pattern, or the name does not match it."""
+        if self.broker_name_pattern is None:
+            return None
+        return node_for_name(self.broker_name_pattern.rpartition(":")[0].lower(), host)
 
 
 # -- how clients reach the edge --------------------------------------------------------------------
@@ -143,6 +187,7 @@ class PortRouting:
     advertised_host: str  # the host clients are given (effective value)
     advertised_port_base: int  # the port clients are given for node_id_min (effective value)
     tls: TlsServerConfig | None
+    proxy_protocol: ProxyProtocol | None = None  # on the bootstrap and broker ports; None: off
 
     @property
     def node_count(self) -> int:
@@ -183,11 +228,13 @@ class SniRouting:
 
     listener: str
     bootstrap_host: str  # lowercased
-    broker_host_pattern: str  # lowercased, contains {node} exactly once
+    # lowercased; contains {node} exactly once, or {n} when upstream.broker_name_pattern is set
+    broker_host_pattern: str
     advertised_port: int  # the port clients are given (effective value)
 
     def host_for_node(self, node_id: int) -> str:
-        """Node ``node_id``'s name; ValueError for a negative id."""
+        """The name of node ``node_id`` (under name mapping: of the broker whose upstream name
+        carries that number); ValueError for a negative number."""
         return name_for_node(self.broker_host_pattern, node_id)
 
     def advertised_address_for_node(self, node_id: int) -> HostPort:
@@ -231,6 +278,16 @@ class Limits:
     drain_timeout_s: float  # on shutdown: how long open connections may take to finish
     incomplete_frame_timeout_s: float = 30.0  # a frame left half-sent that long closes; 0 = none
     first_request_timeout_s: float = 30.0  # no complete first frame that long after accept
+    max_in_flight_requests: int = 1000  # per connection: more hold the client's reads back
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Readiness:
+    """``observability.readiness``: the edge's own probe of each cluster's bootstrap."""
+
+    probe_interval_s: float = 5.0
+    window_s: float = 30.0  # a cluster is reachable if a probe succeeded this recently
+    require_clusters: bool = True  # an unreachable cluster makes /readyz 503
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,6 +295,7 @@ class Observability:
     http_bind: str | None  # "host:port" of /metrics, /healthz, /readyz; None = disabled
     log_level: LogLevel
     log_format: LogFormat
+    readiness: Readiness = Readiness()
 
     @property
     def http_address(self) -> HostPort | None:

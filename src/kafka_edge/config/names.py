@@ -1,4 +1,4 @@
-"""Host names, ``host:port`` addresses and ``{node}`` name patterns: parsing and matching.
+"""Host names, ``host:port`` addresses and ``{node}`` / ``{n}`` name patterns: parsing and matching.
 
 Pure functions, no I/O (no DNS lookups). The parser uses them to validate configuration values;
 the model uses them to answer routing questions (which node does this name or address stand for).
@@ -14,6 +14,12 @@ from typing import NamedTuple
 
 NODE = "{node}"
 """The placeholder that stands for a broker node id in a name or address pattern."""
+
+NUMBER = "{n}"
+"""The placeholder that stands for the number in a broker's upstream *name* (MSK Serverless's
+``b97-...``), which need not be its node id: patterns with it map names to names."""
+
+PLACEHOLDERS = (NODE, NUMBER)
 
 MAX_NODE_ID = 2**31 - 1
 """Kafka node ids are non-negative int32 values."""
@@ -144,17 +150,22 @@ def parse_host_port(text: str) -> HostPort:
     return HostPort(host, int(port_text))
 
 
-# -- {node} patterns -------------------------------------------------------------------------------
+# -- {node} / {n} patterns ------------------------------------------------------------------------
+
+
+def placeholder_of(pattern: str) -> str:
+    """The placeholder a checked pattern holds: :data:`NUMBER` or :data:`NODE`."""
+    return NUMBER if NUMBER in pattern else NODE
 
 
 def split_node_pattern(pattern: str) -> tuple[str, str]:
-    """``"b-{node}.x"`` -> ``("b-", ".x")``; the pattern must contain ``{node}`` exactly once."""
-    count = pattern.count(NODE)
-    if count != 1:
-        raise ValueError(f"expected a pattern containing {NODE} exactly once")
-    prefix, _, suffix = pattern.partition(NODE)
+    """``"b-{node}.x"`` -> ``("b-", ".x")``; the pattern must contain exactly one placeholder,
+    ``{node}`` or ``{n}``, once."""
+    if sum(pattern.count(p) for p in PLACEHOLDERS) != 1:
+        raise ValueError(f"expected a pattern containing {NODE} exactly once (or {NUMBER})")
+    prefix, _, suffix = pattern.partition(placeholder_of(pattern))
     if "{" in prefix + suffix or "}" in prefix + suffix:
-        raise ValueError(f"expected {NODE} as the only placeholder")
+        raise ValueError(f"expected {NODE} as the only placeholder (or {NUMBER})")
     return prefix, suffix
 
 
@@ -166,32 +177,35 @@ def check_host_pattern(pattern: str) -> str:
         check_dns_name(prefix + "0" + suffix)
     except ValueError:
         raise ValueError(
-            f"expected a DNS name with {NODE} in it, such as \"b-{NODE}.orders.example.com\""
+            f"expected a DNS name with {NODE} in it (or {NUMBER}), such as "
+            f"\"b-{NODE}.orders.example.com\""
         ) from None
     return lowered
 
 
-def check_address_pattern(pattern: str) -> HostPort:
-    """An upstream broker address pattern ``"b-{node}.host:port"``: ``{node}`` in the host part,
-    a fixed port. Returns the split pattern as ``HostPort(host_template, port)``."""
+def check_address_pattern(pattern: str, placeholder: str = NODE) -> HostPort:
+    """An upstream broker address pattern ``"b-{node}.host:port"``: ``placeholder`` once in the
+    host part, a fixed port. Returns the split pattern as ``HostPort(host_template, port)``."""
     host, sep, port_text = pattern.rpartition(":")
-    if not sep or NODE not in host:
+    if not sep or host.count(placeholder) != 1:
         raise ValueError(
-            f'expected "host:port" with {NODE} in the host, such as "b-{NODE}.kafka:9098"'
+            f'expected "host:port" with {placeholder} in the host (once), such as '
+            f'"b{"-" if placeholder == NODE else ""}{placeholder}.kafka:9098"'
         )
-    rest = host.replace(NODE, "")
+    rest = host.replace(placeholder, "")
     if "{" in rest or "}" in rest:
-        raise ValueError(f"expected {NODE} as the only placeholder")
+        raise ValueError(f"expected {placeholder} as the only placeholder")
     if "[" in host or "]" in host:
         raise ValueError("expected a host name pattern (IPv6 address patterns are not supported)")
-    address = parse_host_port(host.replace(NODE, "0") + ":" + port_text)
+    address = parse_host_port(host.replace(placeholder, "0") + ":" + port_text)
     return HostPort(host, address.port)
 
 
 def node_for_name(pattern: str, name: str) -> int | None:
-    """The node id whose name, by ``pattern``, is ``name`` (case-insensitive, a trailing dot
-    ignored), or None. Only the canonical decimal spelling matches: ``b-01`` is not node 1."""
-    prefix, _, suffix = pattern.partition(NODE)
+    """The number (node id, or the number a ``{n}`` pattern carries) whose name, by ``pattern``,
+    is ``name`` (case-insensitive, a trailing dot ignored), or None. Only the canonical decimal
+    spelling matches (``b-01`` is not 1), and only up to :data:`MAX_NODE_ID`."""
+    prefix, _, suffix = pattern.partition(placeholder_of(pattern))
     name = name.lower()
     if name.endswith("."):
         name = name[:-1]
@@ -211,16 +225,18 @@ def node_for_name(pattern: str, name: str) -> int | None:
 def name_for_node(pattern: str, node_id: int) -> str:
     if not 0 <= node_id <= MAX_NODE_ID:
         raise ValueError(f"node id {node_id} is outside 0..{MAX_NODE_ID}")
-    return pattern.replace(NODE, str(node_id))
+    return pattern.replace(placeholder_of(pattern), str(node_id))
 
 
 def names_overlap(a: str, b: str) -> bool:
     """Can one host name be matched by both ``a`` and ``b``?
 
-    Each argument is either a literal name or a pattern with ``{node}``; ``{node}`` here stands
-    for any run of digits (including non-canonical ones such as ``007``), so the answer errs on
-    the side of reporting an overlap. Decided exactly, by walking both patterns' automata in step.
+    Each argument is either a literal name or a pattern with ``{node}`` or ``{n}``, which here
+    stands for any run of digits (including non-canonical ones such as ``007``), so the answer
+    errs on the side of reporting an overlap. Decided exactly, by walking both patterns'
+    automata in step.
     """
+    a, b = a.replace(NUMBER, NODE), b.replace(NUMBER, NODE)
     ta, tb = _tokens(a), _tokens(b)
     alphabet = (set(a.replace(NODE, "")) | set(b.replace(NODE, ""))) | _DIGITS
     start = (_closure(ta, {(0, False)}), _closure(tb, {(0, False)}))

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kafka_edge.config._crosscheck import check_cross_section
+from kafka_edge.config._proxy_protocol import PROXY_PROTOCOL
 from kafka_edge.config._reader import (
     BOOLEAN,
     FILE,
@@ -55,6 +56,7 @@ from kafka_edge.config.model import (
     LogLevel,
     Observability,
     PortRouting,
+    Readiness,
     SaslCredentials,
     SaslMechanism,
     SniRouting,
@@ -66,6 +68,7 @@ from kafka_edge.config.model import (
 from kafka_edge.config.names import (
     MAX_NODE_ID,
     NODE,
+    NUMBER,
     check_address_pattern,
     check_dns_name,
     check_host,
@@ -74,6 +77,7 @@ from kafka_edge.config.names import (
     names_overlap,
     parse_allowed_host,
     parse_host_port,
+    placeholder_of,
 )
 from kafka_edge.config.secret import Secret
 
@@ -118,8 +122,8 @@ def _advertised_host(value: str) -> str:
 BIND_HOST = text("a host name or IP address to bind", _bind_host)
 ADVERTISED_HOST = text("a host name or IP address clients can connect to", _advertised_host)
 SNI_NAME = text("a DNS name", check_dns_name)
-SNI_PATTERN = text(f'a DNS name pattern with {NODE}, such as "b-{NODE}.orders.example.com"',
-                   check_host_pattern)
+SNI_PATTERN = text(f'a DNS name pattern with {NODE} (or {NUMBER}), such as '
+                   f'"b-{NODE}.orders.example.com"', check_host_pattern)
 
 
 def _address_pattern(value: str) -> str:
@@ -128,6 +132,16 @@ def _address_pattern(value: str) -> str:
 
 
 ADDRESS_PATTERN = text(f'a "host:port" pattern with {NODE} in the host', _address_pattern)
+
+
+def _name_pattern(value: str) -> str:
+    check_address_pattern(value, NUMBER)
+    return value
+
+
+NAME_PATTERN = text(f'a "host:port" pattern with {NUMBER} in the host, such as '
+                    f'"b{NUMBER}-abc123.c1.kafka-serverless.us-east-1.amazonaws.com:9098"',
+                    _name_pattern)
 ENV_NAME = matching(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
 AWS_REGION = matching(r"[a-z]{2}(-[a-z]+)+-[0-9]+", 'an AWS region such as "us-east-1"')
 
@@ -320,7 +334,7 @@ DISCOVERY = Conv("a mapping with sasl and refresh_interval_s", _discovery)
 
 _UPSTREAM_KEYS = (
     "bootstrap_servers", "tls", "connect_timeout_s", "broker_address_pattern", "discovery",
-    "allowed_hosts",
+    "allowed_hosts", "broker_name_pattern",
 )
 
 
@@ -340,6 +354,11 @@ def _upstream(value: object, at: At) -> Upstream:
     broker_address_pattern = s.get("broker_address_pattern", nullable(ADDRESS_PATTERN), None)
     discovery = s.section("discovery", DISCOVERY)
     allowed_hosts = s.get("allowed_hosts", nullable(list_of(ALLOWED_HOST, non_empty=True)), None)
+    name_pattern = s.get("broker_name_pattern", nullable(NAME_PATTERN), None)
+    if valid(name_pattern, broker_address_pattern) and None not in (name_pattern,
+                                                                    broker_address_pattern):
+        s.fail("broker_name_pattern", "expected only one of broker_address_pattern (node ids) "
+               "and broker_name_pattern (numbers in the brokers' names), got both")
     s.finish()
     return Upstream(
         bootstrap_servers=bootstrap_servers,
@@ -348,6 +367,7 @@ def _upstream(value: object, at: At) -> Upstream:
         broker_address_pattern=broker_address_pattern,
         discovery=discovery,
         allowed_hosts=allowed_hosts,
+        broker_name_pattern=name_pattern,
     )
 
 
@@ -357,7 +377,7 @@ UPSTREAM = Conv("a mapping with bootstrap_servers", _upstream)
 
 _PORT_ROUTING_KEYS = (
     "bind_host", "bootstrap_port", "broker_port_base", "node_id_min", "node_id_max",
-    "advertised_host", "advertised_port_base", "tls",
+    "advertised_host", "advertised_port_base", "tls", "proxy_protocol",
 )
 
 
@@ -371,6 +391,7 @@ def _port_routing(value: object, at: At) -> PortRouting:
     advertised_host = s.get("advertised_host", nullable(ADVERTISED_HOST), None)
     advertised_base = s.get("advertised_port_base", nullable(PORT), None)
     tls = s.get("tls", nullable(SERVER_TLS), None)
+    proxy_protocol = s.get("proxy_protocol", PROXY_PROTOCOL, None)
 
     if valid(low, high) and high < low:
         s.fail("node_id_max", f"expected an integer >= node_id_min ({low}), got {high}")
@@ -400,6 +421,7 @@ def _port_routing(value: object, at: At) -> PortRouting:
         advertised_host=bind_host if advertised_host is None else advertised_host,
         advertised_port_base=base if advertised_base is None else advertised_base,
         tls=tls,
+        proxy_protocol=proxy_protocol,
     )
 
 
@@ -459,6 +481,8 @@ def _cluster(sni_routing: Conv[SniRouting]) -> Conv[ClusterConfig]:
                    + ("both" if given else "neither"))
         port = s.get("port_routing", PORT_ROUTING) if s.has("port_routing") else None
         sni = s.get("sni_routing", sni_routing) if s.has("sni_routing") else None
+        if valid(upstream, port, sni):
+            _check_numbering(s, upstream, port, sni)
         s.finish()
         return ClusterConfig(
             name=name, upstream=upstream, aws_region=aws_region, port_routing=port, sni_routing=sni
@@ -467,16 +491,35 @@ def _cluster(sni_routing: Conv[SniRouting]) -> Conv[ClusterConfig]:
     return Conv("a mapping with name, upstream and port_routing or sni_routing", parse)
 
 
+def _check_numbering(s: Section, upstream: Upstream, port: PortRouting | None,
+                     sni: SniRouting | None) -> None:
+    """The upstream and the edge number brokers alike: by node id ({node}), or by the number in
+    the brokers' upstream names ({n}, with upstream.broker_name_pattern)."""
+    by_name = upstream.broker_name_pattern is not None
+    if by_name and port is not None:
+        s.fail("port_routing", "expected sni_routing with upstream.broker_name_pattern "
+               "(port_routing serves brokers by node id; map names with sni_routing)")
+    if sni is None or by_name == (placeholder_of(sni.broker_host_pattern) == NUMBER):
+        return
+    where = s.at.key("sni_routing").key("broker_host_pattern")
+    if by_name:
+        where.error(f"expected a pattern with {NUMBER} (upstream.broker_name_pattern maps each "
+                    f"upstream broker name to the edge name with the same number), got "
+                    f'"{sni.broker_host_pattern}"')
+    else:
+        where.error(f"expected a pattern with {NODE}: {NUMBER} stands for the number in the "
+                    "brokers' upstream names and needs upstream.broker_name_pattern, got "
+                    f'"{sni.broker_host_pattern}"')
+    s.failed = True
+
+
 def _listener(value: object, at: At) -> Listener:
     s = Section(value, at, ("name", "bind", "tls", "default_cluster", "proxy_protocol"))
     name = s.get("name", NAME)
     bind = s.get("bind", HOST_PORT)
     tls = s.get("tls", SERVER_TLS)
     default_cluster = s.get("default_cluster", nullable(NAME), None)
-    proxy_protocol = s.get("proxy_protocol", BOOLEAN, False)
-    if proxy_protocol is True:
-        s.fail("proxy_protocol", "expected false: PROXY protocol is not implemented yet (a load "
-                                 "balancer sending PROXY headers would break every connection)")
+    proxy_protocol = s.get("proxy_protocol", PROXY_PROTOCOL, None)
     s.finish()
     return Listener(
         name=name, bind=bind, tls=tls, default_cluster=default_cluster,
@@ -489,7 +532,7 @@ LISTENER = Conv("a mapping with name, bind and tls", _listener)
 
 def _limits(value: object, at: At) -> Limits:
     keys = ("max_frame_bytes", "max_connections", "idle_timeout_s", "drain_timeout_s",
-            "incomplete_frame_timeout_s", "first_request_timeout_s")
+            "incomplete_frame_timeout_s", "first_request_timeout_s", "max_in_flight_requests")
     s = Section(value, at, keys, null_is_empty=True)
     max_frame_bytes = s.get("max_frame_bytes", integer(1, 2**31 - 1), 104_857_600)
     max_connections = s.get("max_connections", integer(1), 10_000)
@@ -497,6 +540,7 @@ def _limits(value: object, at: At) -> Limits:
     drain_timeout_s = s.get("drain_timeout_s", seconds(allow_zero=True), 30.0)
     incomplete = s.get("incomplete_frame_timeout_s", seconds(allow_zero=True), 30.0)
     first_request = s.get("first_request_timeout_s", seconds(allow_zero=True), 30.0)
+    max_in_flight = s.get("max_in_flight_requests", integer(1, 1 << 20), 1000)
     s.finish()
     return Limits(
         max_frame_bytes=max_frame_bytes,
@@ -505,16 +549,36 @@ def _limits(value: object, at: At) -> Limits:
         drain_timeout_s=drain_timeout_s,
         incomplete_frame_timeout_s=incomplete,
         first_request_timeout_s=first_request,
+        max_in_flight_requests=max_in_flight,
     )
 
 
 def _observability(value: object, at: At) -> Observability:
-    s = Section(value, at, ("http_bind", "log_level", "log_format"), null_is_empty=True)
+    s = Section(value, at, ("http_bind", "log_level", "log_format", "readiness"),
+                null_is_empty=True)
     http_bind = s.get("http_bind", nullable(HOST_PORT), DEFAULT_HTTP_BIND)
     log_level = s.get("log_level", choice(_LOG_LEVELS), "info")
     log_format = s.get("log_format", choice(_LOG_FORMATS), "text")
+    readiness = s.section("readiness", READINESS)
     s.finish()
-    return Observability(http_bind=http_bind, log_level=log_level, log_format=log_format)
+    return Observability(http_bind=http_bind, log_level=log_level, log_format=log_format,
+                         readiness=readiness)
+
+
+def _readiness(value: object, at: At) -> Readiness:
+    s = Section(value, at, ("probe_interval_s", "window_s", "require_clusters"),
+                null_is_empty=True)
+    interval = s.get("probe_interval_s", seconds(allow_zero=False), 5.0)
+    window = s.get("window_s", seconds(allow_zero=False), 30.0)
+    require = s.get("require_clusters", BOOLEAN, True)
+    if window < interval:
+        s.fail("window_s", f"expected at least probe_interval_s ({interval:g}), got {window:g}: "
+                           "a cluster would be unreachable between two successful probes")
+    s.finish()
+    return Readiness(probe_interval_s=interval, window_s=window, require_clusters=require)
+
+
+READINESS = Conv("a mapping with probe_interval_s, window_s and require_clusters", _readiness)
 
 
 LIMITS = Conv("a mapping of limits", _limits)

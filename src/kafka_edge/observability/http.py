@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from kafka_edge.observability.status import StatusSnapshot
 from kafka_edge.observability.status_page import CONTENT_SECURITY_POLICY, render
+from kafka_edge.protocol.errors import ProtocolError
+from kafka_edge.protocol.proxy_header import NEED_DATA, parse_proxy_header, sniff
 
 Readiness = Callable[[], tuple[bool, dict[str, object]]]
 StatusProvider = Callable[[], StatusSnapshot]
@@ -23,6 +25,7 @@ Page = tuple[int, str, bytes]  # status, content type, body
 Handler = Callable[[str], Awaitable[Page]]
 _REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 NOT_FOUND: Page = (404, "text/plain", b"not found\n")
+MAX_REQUEST_HEAD = 16384
 # on every answer: the status page is HTML showing names clients chose; nothing here is cached,
 # framed, sniffed as another type, or allowed to load anything but the page's own style sheet
 _SECURITY_HEADERS = (f"Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\n"
@@ -42,11 +45,38 @@ def status_json(snapshot: StatusSnapshot) -> Page:
     return 200, "application/json", snapshot.to_json().encode() + b"\n"
 
 
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """The request's head, after a PROXY protocol header if one comes first: a network load
+    balancer with PROXY protocol on sends one on its health checks too. The header is skipped
+    (its addresses are not used: the admin port serves no client data)."""
+    data = b""
+    header_done = False
+    while b"\r\n\r\n" not in data or not header_done:
+        if not header_done:
+            starts = sniff(data)
+            if starts is False:
+                header_done = True
+                continue
+            if starts is True:
+                header = parse_proxy_header(data)  # ProxyHeaderError: a bad header, closed
+                if header is not NEED_DATA:
+                    data = data[header.length:]
+                    header_done = True
+                    continue
+        if len(data) > MAX_REQUEST_HEAD:
+            raise asyncio.LimitOverrunError("request head too long", len(data))
+        chunk = await reader.read(4096)
+        if not chunk:
+            raise asyncio.IncompleteReadError(data, None)
+        data += chunk
+    return data
+
+
 async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       handle: Handler) -> None:
     """Read one request, answer it with ``handle(path)``, close."""
     try:
-        request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        request = await asyncio.wait_for(_read_request(reader), 5)
         parts = request.split(b" ", 2)
         path = parts[1].decode(errors="replace").split("?")[0] if len(parts) > 1 else ""
         status, ctype, body = await handle(path)
@@ -56,7 +86,8 @@ async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             .encode() + body
         )
         await writer.drain()
-    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError,
+            ProtocolError):
         pass
     finally:
         writer.close()

@@ -29,6 +29,7 @@ construction, so a test can drive a stream like a wire transcript.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
@@ -81,6 +82,10 @@ _INSPECT_FROM = {key: FIRST_ADDRESS_VERSION.get(key, 0) for key in INSPECTED_RES
 # transactional ids are short in practice; a prefix this long that still cannot be parsed is bad.
 _MAX_PEEK = 65_536 + 64
 
+# request latency buckets (seconds, upper bounds): a Produce with acks=all takes a few
+# milliseconds on a healthy cluster, a Fetch waits up to its fetch.max.wait.ms (500 ms by default)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 _I32 = struct.Struct(">i")
 _HDR = struct.Struct(">ihhi")  # size, api_key, api_version, correlation_id
 _SIZE_CORR = struct.Struct(">ii")
@@ -109,18 +114,19 @@ class ConnectionState:
     """What both directions of one connection share: requests awaiting an answer, the SASL v0
     exchange, and a reason to close once the answer being written has gone."""
 
-    __slots__ = ("answered", "close_reason", "in_flight", "in_flight_ids", "responses_idle",
-                 "sasl_v0", "unanswered")
+    __slots__ = ("close_reason", "counts", "in_flight", "in_flight_ids", "latency",
+                 "responses_idle", "sasl_v0")
 
     def __init__(self) -> None:
         # Kafka answers requests on one connection in order, so a FIFO is enough: (correlation
         # id, api key, api version, when it passed), appended by RequestStream as requests pass.
         self.in_flight: deque[tuple[int, int, int, float]] = deque()
-        # for the metrics, taken and emptied by the relay once a second: (api key, version,
-        # seconds from the request passing to its answer's header) of each answered request,
-        # and (api key, version) of each request that gets no answer (Produce with acks=0)
-        self.answered: list[tuple[int, int, float]] = []
-        self.unanswered: list[tuple[int, int]] = []
+        # for the metrics, taken and emptied by the relay once a second (plain ints and lists:
+        # nothing allocated per request): requests by (api key << 16 | version), and per api
+        # key the seconds from a request passing to its answer's header, as counts per
+        # LATENCY_BUCKETS bucket (the last one unbounded) followed by their sum
+        self.counts: dict[int, int] = {}
+        self.latency: dict[int, list[float]] = {}
         self.in_flight_ids: set[int] = set()  # their correlation ids (unique while in flight)
         self.sasl_v0: SaslV0Exchange | None = None  # from a SaslHandshake v0 request to its end
         self.close_reason: str | None = None
@@ -137,6 +143,14 @@ class ConnectionState:
                                 "with it still awaits an answer")
         ids.add(correlation_id)
         self.in_flight.append((correlation_id, api_key, api_version, monotonic()))
+        counts = self.counts
+        key = api_key << 16 | api_version
+        counts[key] = counts.get(key, 0) + 1
+
+    def count(self, api_key: int, api_version: int) -> None:
+        """A request that gets no answer (Produce with acks=0) has passed."""
+        key = api_key << 16 | api_version
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def answer(self, correlation_id: int) -> tuple[int, int]:
         """(api key, api version) of the request a response answers; ProtocolError if it
@@ -145,7 +159,12 @@ class ConnectionState:
         if in_flight and in_flight[0][0] == correlation_id:
             _, api_key, api_version, sent = in_flight.popleft()
             self.in_flight_ids.discard(correlation_id)
-            self.answered.append((api_key, api_version, monotonic() - sent))
+            seconds = monotonic() - sent
+            histogram = self.latency.get(api_key)
+            if histogram is None:
+                histogram = self.latency[api_key] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
+            histogram[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            histogram[-1] += seconds
             return api_key, api_version
         if not in_flight:
             raise ProtocolError(f"broker sent a response (correlation id {correlation_id}) "
@@ -268,7 +287,7 @@ class RequestStream:
                 if acks != 0:
                     state.expect(correlation_id, api_key, api_version)
                 else:
-                    state.unanswered.append((api_key, api_version))
+                    state.count(api_key, api_version)
             elif api_key == API_SASL_HANDSHAKE and api_version == 0:
                 if end > n:
                     break  # small: wait for all of it (the mechanism decides what follows)

@@ -2,7 +2,9 @@
 
 ::
 
-    socket accepted --ClientHello peeked--> admitted --TLS handshake--> ProxyConnection (accepted)
+    socket accepted --(PROXY header read)--> ClientHello peeked --> admitted --TLS handshake-->
+        |                 |                    |                  ProxyConnection (accepted)
+        +--bad, untrusted or missing PROXY header--> closed (proxy_header)
         |                 |                    |
         |                 |                    +--handshake failed--> closed (tls_handshake)
         |                 +--no SNI, no default_cluster--> handshake_failure alert (no_sni)
@@ -12,8 +14,10 @@
 The ClientHello is read with MSG_PEEK, so the TLS layer reads it again; the decision
 (``admit``) is pure: the listener, the hello, the routing, the certificates in, an admission
 or a refusal out. The refusal is sent before any upstream connection exists, and every refusal
-is logged (names shortened and escaped: a client chose them) and counted by reason. From the TLS
-handshake on, ``relay/connection.py`` follows the connection.
+is logged (names shortened and escaped: a client chose them) and counted by reason. Where the
+listener has ``proxy_protocol`` on, ``relay/proxy_protocol.py`` first reads the header, and the
+client it names is the address in what follows. From the TLS handshake on,
+``relay/connection.py`` follows the connection.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kafka_edge.protocol.proxy_header import NEED_DATA, NeedData
+from kafka_edge.relay.proxy_protocol import (
+    HeaderRefusal,
+    Origin,
+    ProxyGate,
+    accept_forever,
+    peek_until,
+)
 from kafka_edge.routing.directory import shorten
 from kafka_edge.tls.clienthello import (
     ALERT_HANDSHAKE_FAILURE,
@@ -34,6 +46,7 @@ from kafka_edge.tls.clienthello import (
     ClientHello,
     NotTls,
     alert,
+    handshake_failure_reason,
     parse_client_hello,
 )
 
@@ -92,8 +105,8 @@ def admit(listener: Listener, hello: ClientHello,
     return Admission(route[0], route[1], context)
 
 
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
-Factory = Callable[["ClusterRuntime", "int | None"], "ProxyConnection"]
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+Factory = Callable[["ClusterRuntime", "int | None", "Origin | None"], "ProxyConnection"]
 
 
 class SniAcceptor:
@@ -103,7 +116,8 @@ class SniAcceptor:
                  resolve: Callable[[str, str], Route | None],
                  clusters: dict[str, ClusterRuntime], metrics: Metrics, factory: Factory,
                  draining: Callable[[], bool]) -> None:
-        self.listener = listener
+        self.listener = listener  # a reload may replace it
+        self._gate: ProxyGate | None = None  # for the listener's current proxy_protocol
         self.endpoint = endpoint
         self.resolve = resolve
         self.clusters = clusters
@@ -112,49 +126,60 @@ class SniAcceptor:
         self.draining = draining
 
     async def serve(self, lsock: socket.socket, spawn: Spawn) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, _ = await loop.sock_accept(lsock)
-            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
-                log.error("accept failed on listener %s: %s", self.listener.name, exc)
-                await asyncio.sleep(0.1)
-                continue
-            if self.draining():
-                sock.close()
-                continue
-            spawn(self.start(sock))
+        await accept_forever(lsock, self.listener.name, self.draining, self.start, spawn)
 
     async def start(self, sock: socket.socket) -> None:
         listener = self.listener
-        peer = _sock_peer(sock)
+        origin = Origin(peer=_sock_peer(sock))
+        peer, note = origin.peer, ""
+        gate = self._proxy_gate()
+        if gate is not None:
+            passed = await gate.admit(sock)
+            if isinstance(passed, HeaderRefusal):
+                passed.report(self.metrics, listener.name)
+                sock.close()
+                return
+            origin, peer, note = passed, passed.client, passed.note
+        where = {"peer": peer, "conn": origin.conn}
         timeout = listener.tls.handshake_timeout_s
         try:
             hello = await asyncio.wait_for(_peek_client_hello(sock), timeout)
         except (TimeoutError, NotTls, ConnectionError, OSError) as exc:
             reason = exc if str(exc) else "no TLS ClientHello before the handshake timeout"
-            message = f"refused a connection on TLS listener {listener.name}: {reason}"
+            message = f"refused a connection on TLS listener {listener.name}{note}: {reason}"
             self.metrics.refuse(listener.name, "not_tls", peer, message)
-            log.warning("%s", message, extra={"peer": peer})
+            log.warning("%s", message, extra=where)
             sock.close()
             return
         decision = admit(listener, hello, self.resolve, self.clusters, self.endpoint)
         if isinstance(decision, Refusal):
-            self.metrics.refuse(listener.name, decision.reason, peer, decision.message)
-            log.warning("%s", decision.message, extra={"peer": peer})
+            self.metrics.refuse(listener.name, decision.reason, peer, decision.message + note)
+            log.warning("%s", decision.message + note, extra=where)
             _refuse(sock, decision.alert)
             return
         loop = asyncio.get_running_loop()
         try:
             await loop.connect_accepted_socket(
-                lambda: self.factory(decision.cluster, decision.node_id), sock,
+                lambda: self.factory(decision.cluster, decision.node_id, origin), sock,
                 ssl=decision.context, ssl_handshake_timeout=timeout)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             message = (f"TLS handshake failed on listener {listener.name} (server name "
-                       f"'{shorten(hello.server_name or '')}'): {exc or type(exc).__name__}")
+                       f"'{shorten(hello.server_name or '')}'){note}: "
+                       f"{exc or type(exc).__name__}")
             self.metrics.refuse(listener.name, "tls_handshake", peer, message)
-            log.warning("%s", message, extra={"peer": peer})
+            self.metrics.tls_failures.labels(listener.name, handshake_failure_reason(exc)).inc()
+            log.warning("%s", message, extra=where)
             sock.close()
+
+
+    def _proxy_gate(self) -> ProxyGate | None:
+        """The PROXY header reader of the listener's current settings; None when it is off."""
+        settings = self.listener.proxy_protocol
+        if settings is None:
+            return None
+        if self._gate is None or self._gate.settings is not settings:
+            self._gate = ProxyGate(settings, f"TLS listener {self.listener.name}")
+        return self._gate
 
 
 def _sock_peer(sock: socket.socket) -> str:
@@ -163,11 +188,6 @@ def _sock_peer(sock: socket.socket) -> str:
     except OSError:
         return "?"
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _refuse(sock: socket.socket, description: int) -> None:
@@ -179,24 +199,10 @@ def _refuse(sock: socket.socket, description: int) -> None:
 
 async def _peek_client_hello(sock: socket.socket) -> ClientHello:
     """Wait for the ClientHello without consuming it (MSG_PEEK): the TLS layer reads it again."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            data = sock.recv(MAX_HELLO_PEEK, socket.MSG_PEEK)
-        except BlockingIOError:
-            data = None
-        if data == b"":
-            raise ConnectionError("client closed before sending a ClientHello")
-        if data:
-            hello = parse_client_hello(data)
-            if hello is not None:
-                return hello
-            # a partial ClientHello: the socket stays readable, so poll gently
-            await asyncio.sleep(0.005)
-            continue
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(sock.fileno(), _set_once, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(sock.fileno())
+
+    def decide(data: bytes) -> ClientHello | NeedData:
+        hello = parse_client_hello(data)
+        return NEED_DATA if hello is None else hello
+
+    return await peek_until(sock, decide, MAX_HELLO_PEEK,
+                            "client closed before sending a ClientHello")

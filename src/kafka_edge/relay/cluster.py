@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING
 
+from kafka_edge.config.advice import DISCOVERY_FIX, discovery_unassisted
 from kafka_edge.protocol.stream import api_name
-from kafka_edge.relay.discovery import DiscoveryCredentials, discover
+from kafka_edge.relay.discovery import DiscoveryCredentials, closed_without_answer, discover
 from kafka_edge.routing.directory import Address, BrokerDirectory, Learned, shorten
 from kafka_edge.routing.policy import UpstreamPolicy
 from kafka_edge.routing.routes import Routes
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from kafka_edge.observability.metrics import Metrics
 
 log = logging.getLogger("kafka_edge.cluster")
+_MAX_UNMAPPED = 64  # broker names outside broker_name_pattern, each logged once
 
 
 class ClusterRuntime:
@@ -41,7 +44,8 @@ class ClusterRuntime:
             edge_address=self.edge_address,
             policy=UpstreamPolicy(bootstrap_hosts=[h for h, _ in up.bootstrap_addresses],
                                   allowed_hosts=up.allowed_hosts,
-                                  broker_address_pattern=up.broker_address_pattern),
+                                  broker_address_pattern=up.broker_address_pattern,
+                                  broker_name_pattern=up.broker_name_pattern),
             pattern=(lambda n: routes.upstream_by_pattern(self.name, n))
             if up.broker_address_pattern else None,
             name=self.name,
@@ -52,13 +56,15 @@ class ClusterRuntime:
                                  password=sasl.password.reveal())
             if sasl is not None else None)
         self.refresh_interval = float(up.discovery.refresh_interval_s)
+        self.maps_names = up.maps_names
+        self._unmapped: set[str] = set()  # broker names outside broker_name_pattern (logged)
         self._discovering: asyncio.Task[None] | None = None
         self._last_discovery = -1e9
+        self._discovery_failure: str | None = None  # why the last discovery learned nothing
         self._next_bootstrap = 0
         self.last_upstream_ok = 0.0  # monotonic time of the last successful upstream dial
         self._bytes_up = metrics.bytes.labels(self.name, "client_to_broker")
         self._bytes_down = metrics.bytes.labels(self.name, "broker_to_client")
-        self._active = metrics.active.labels(self.name)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -76,8 +82,21 @@ class ClusterRuntime:
         return (pr.advertised_host if pr is not None else "invalid.invalid"), 0
 
     def map_address(self, node_id: int, host: str, port: int, is_broker: bool) -> Address:
-        """The codecs' AddressMapper: every address in an answer becomes the edge's."""
-        return self.edge_address(node_id)
+        """The codecs' AddressMapper: every address in an answer becomes the edge's (by node
+        id, or name to name under ``upstream.broker_name_pattern``)."""
+        if not self.maps_names:
+            return self.edge_address(node_id)
+        address = self.routes.edge_address_for_host(self.name, host)
+        if address is not None:
+            return address
+        # Never hand out the real address; an unusable one makes the mistake visible.
+        if len(self._unmapped) < _MAX_UNMAPPED and host not in self._unmapped:
+            self._unmapped.add(host)
+            log.error("cluster %s: broker node %d is called %s, which does not match "
+                      "upstream.broker_name_pattern (%s): clients are given no usable address "
+                      "for it; fix the pattern", self.name, node_id, shorten(host),
+                      self.config.upstream.broker_name_pattern)
+        return "invalid.invalid", 0
 
     def learn(self, entries: list[Learned], source: str) -> bool:
         """Broker addresses one whole answer named (relayed or asked by discovery)."""
@@ -94,6 +113,9 @@ class ClusterRuntime:
             start = self._next_bootstrap % len(boot)
             self._next_bootstrap += 1
             return boot[start:] + boot[:start]
+        if self.maps_names:  # node_id is the number in the name: no metadata needed
+            address = self.routes.upstream_by_name(self.name, node_id)
+            return [address] if address is not None else []
         address = self.directory.upstream_for(node_id)
         return [address] if address is not None else []
 
@@ -106,13 +128,18 @@ class ClusterRuntime:
             await self.discover()
             candidates = self._candidates(node_id)
             if not candidates:
-                raise LookupError(f"broker node {node_id} is not in cluster {self.name}'s metadata")
+                self.metrics.upstream_failures.labels(self.name, "unknown_node").inc()
+                why = (f"; discovery failed: {self._discovery_failure}"
+                       if self._discovery_failure else "")
+                raise LookupError(
+                    f"broker node {node_id} is not in cluster {self.name}'s metadata{why}")
         loop = asyncio.get_running_loop()
         last: BaseException | None = None
         for host, port in candidates:
             if not self.directory.is_allowed((host, port)):
                 # defence in depth: the directory only learns allowed addresses
                 self.metrics.dials_refused.labels(self.name).inc()
+                self.metrics.upstream_failures.labels(self.name, "policy").inc()
                 log.error("cluster %s: refused to dial %s:%d: outside the upstream address "
                           "policy (%s)", self.name, shorten(host), port,
                           self.directory.policy.description)
@@ -127,6 +154,7 @@ class ClusterRuntime:
                     self.connect_timeout)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 last = exc
+                self.metrics.upstream_failures.labels(self.name, _failure_reason(exc)).inc()
                 log.warning("cannot connect to %s:%d for cluster %s: %s", host, port, self.name,
                             exc or type(exc).__name__)
                 continue
@@ -154,9 +182,11 @@ class ClusterRuntime:
                                       timeout=self.connect_timeout)
             except Exception as exc:
                 self.metrics.discovery.labels(self.name, "error").inc()
+                self._discovery_failure = discovery_failure(exc, self.config)
                 log.warning("discovery via %s:%d failed for cluster %s: %s",
-                            address[0], address[1], self.name, exc)
+                            address[0], address[1], self.name, self._discovery_failure)
                 continue
+            self._discovery_failure = None
             self.metrics.discovery.labels(self.name, "ok").inc()
             self.metrics.known_brokers.labels(self.name).set(len(self.directory.known_nodes()))
             log.info("discovered brokers of cluster %s: %s", self.name, sorted(seen))
@@ -168,15 +198,25 @@ class ClusterRuntime:
 
     # -- connection accounting --------------------------------------------------------------------
 
-    def on_accept(self, *, is_broker: bool) -> None:
-        self.metrics.connections.labels(self.name, "broker" if is_broker else "bootstrap").inc()
-        self._active.inc()
+    def on_accept(self, listener: str, *, is_broker: bool) -> None:
+        self.metrics.connections.labels(listener, self.name,
+                                        "broker" if is_broker else "bootstrap").inc()
+        self.metrics.active.labels(listener, self.name).inc()
 
     def on_error(self, kind: str) -> None:
         self.metrics.errors.labels(self.name, kind).inc()
 
-    def on_close(self) -> None:
-        self._active.dec()
+    def on_close(self, listener: str) -> None:
+        self.metrics.active.labels(listener, self.name).dec()
+
+    def record_requests(self, counts: dict[int, int], latency: dict[int, list[float]]) -> None:
+        """Requests a connection relayed since it last reported (``ConnectionState.counts``
+        and ``.latency``: plain ints and lists off the hot path)."""
+        requests = self.metrics.requests
+        for key, count in counts.items():
+            requests.labels(self.name, api_name(key >> 16), str(key & 0xFFFF)).inc(count)
+        if latency:
+            self.metrics.latency.add(self.name, {api_name(k): h for k, h in latency.items()})
 
     def record_bytes(self, up: int, down: int) -> None:
         """Bytes a connection relayed since it last reported (plain ints off the hot path)."""
@@ -200,3 +240,32 @@ class ClusterRuntime:
         if sasl_v0_refused:
             m.sasl_v0_refused.labels(name).inc(sasl_v0_refused)
         m.known_brokers.labels(name).set(len(self.directory.known_nodes()))
+
+
+def discovery_failure(exc: BaseException, config: ClusterConfig) -> str:
+    """What a failed discovery says in the log: the error, and for a connection the cluster
+    closed without answering, what the configuration is missing (a SASL listener drops an
+    unauthenticated Metadata request without a word)."""
+    if isinstance(exc, TimeoutError):
+        return ("no answer within upstream.connect_timeout_s "
+                f"({config.upstream.connect_timeout_s} s)")
+    if not closed_without_answer(exc):
+        return str(exc) or type(exc).__name__
+    text = "the cluster closed the connection without answering"
+    if discovery_unassisted(config):
+        return (f"{text}; its listener probably requires SASL authentication, and cluster "
+                f"{config.name} has no discovery credentials: {DISCOVERY_FIX}")
+    return text
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """The kafka_edge_upstream_connect_failures_total reason for a failed connect."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError):
+        return "tls"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    return "unreachable"

@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable
@@ -51,9 +53,16 @@ from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseS
 from kafka_edge.routing.directory import shorten
 
 if TYPE_CHECKING:
+    from kafka_edge.observability.metrics import Metrics
     from kafka_edge.relay.cluster import ClusterRuntime
 
 log = logging.getLogger("kafka_edge.relay")
+_ids = itertools.count(1)
+
+
+def next_conn_id() -> str:
+    """A connection id unique in this host's processes (pid, then a sequence number)."""
+    return f"{os.getpid()}-{next(_ids)}"
 
 
 class Phase(enum.Enum):
@@ -85,6 +94,12 @@ TRANSITIONS: dict[tuple[Phase, str], Phase] = {
 # Route resolution: given a just-accepted client transport, which cluster and which target
 # (None = bootstrap, int = broker node id). Returning None refuses the connection.
 Route = tuple["ClusterRuntime", int | None]
+
+# why a connection holds its client's reads back (ProxyConnection._holds, bits)
+_HOLD_DIAL = 1  # the broker connection is not up yet
+_HOLD_FLOW = 2  # the broker side's write buffer is full
+_HOLD_IN_FLIGHT = 4  # limits.max_in_flight_requests requests await answers
+_HOLD_ALL = _HOLD_DIAL | _HOLD_FLOW | _HOLD_IN_FLIGHT
 
 WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 << 10
@@ -158,6 +173,8 @@ class UpstreamSide(_Side):
         client = conn.client
         if client is not None and client.get_write_buffer_size():
             read.renew()
+        if conn._holds & _HOLD_IN_FLIGHT and len(conn.state.in_flight) <= conn._max_in_flight // 2:
+            conn.resume_client_reading(_HOLD_IN_FLIGHT)
         if conn.state.close_reason is not None:  # e.g. a refused SASL mechanism, answer sent
             conn.fail(conn.state.close_reason, kind="refused")
         elif conn.phase is _DR:
@@ -176,7 +193,7 @@ class UpstreamSide(_Side):
         self.conn.pause_client_reading()
 
     def resume_writing(self) -> None:
-        self.conn.resume_client_reading()
+        self.conn.resume_client_reading(_HOLD_FLOW)
 
 
 class ProxyConnection(_SharedBufferReader):
@@ -188,7 +205,25 @@ class ProxyConnection(_SharedBufferReader):
         registry: set[ProxyConnection],
         max_frame: int,
         max_connections: int = 1 << 30,
+        *,
+        listener: str = "",
+        metrics: Metrics | None = None,
+        conn_id: str | None = None,
+        max_in_flight: int = 0,
+        listener_set: set[ProxyConnection] | None = None,
+        client_address: str | None = None,
+        vpc_endpoint_id: str | None = None,
     ) -> None:
+        # from a PROXY protocol header (relay/proxy_protocol.py): the client behind a load
+        # balancer, instead of the socket's peer; the AWS PrivateLink endpoint it came through
+        self._client_address = client_address
+        self.vpc_endpoint_id = vpc_endpoint_id
+        self.listener = listener  # where it was accepted (the status page counts by it)
+        self.id = conn_id or next_conn_id()  # on every log line of the connection
+        self._metrics = metrics
+        # the connections open on the same listener (limits.max_connections counts them)
+        self._listener_set = registry if listener_set is None else listener_set
+        self._max_in_flight = max_in_flight or (1 << 30)  # limits.max_in_flight_requests
         self._route = route
         self._registry = registry
         self._max_frame = max_frame
@@ -202,6 +237,7 @@ class ProxyConnection(_SharedBufferReader):
         self.cluster: ClusterRuntime | None = None
         self.node_id: int | None = None
         self.peer = "?"
+        self.upstream_address: str | None = None  # the broker's, once connected
         self.state = ConnectionState()
         self.requests: RequestStream | None = None  # set when relaying starts
         self.responses: ResponseStream  # set when relaying starts
@@ -210,7 +246,7 @@ class ProxyConnection(_SharedBufferReader):
         self._reported_up = 0  # what flush_counts has already handed to the cluster's metrics
         self._reported_down = 0
         self._task: asyncio.Task[None] | None = None
-        self._client_paused = False
+        self._holds = 0  # why the client's reads are held back: _HOLD_* bits (0 = reading)
         self._upstream_paused = False
         self._early: list[bytes] = []  # client bytes that arrived while dialling
         self._requests_stopped = False  # draining: no request after the frame in progress
@@ -228,8 +264,8 @@ class ProxyConnection(_SharedBufferReader):
         return True
 
     def _illegal(self, event: str) -> None:
-        log.error("connection %s: event %r in phase %s has no transition (a bug); closing",
-                  self.peer, event, self.phase.value)
+        log.error("event %r in phase %s has no transition (a bug); closing",
+                  event, self.phase.value, extra=self.log_fields())
         if self.phase is not _C:
             self.close(f"illegal event {event!r} in phase {self.phase.value}",
                        level=logging.ERROR)
@@ -240,19 +276,25 @@ class ProxyConnection(_SharedBufferReader):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.client = transport
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = self._client_address or (
+            f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
-        if len(self._registry) >= self._max_connections:
+        if len(self._listener_set) >= self._max_connections:
             self.phase = _C  # never registered, nothing to report
-            log.warning("refused a connection: limits.max_connections (%d) reached",
-                        self._max_connections, extra={"peer": self.peer})
+            message = (f"refused a connection: limits.max_connections "
+                       f"({self._max_connections}) reached")
+            log.warning("%s", message, extra=self.log_fields())
+            if self._metrics is not None:
+                self._metrics.refuse(self.listener, "max_connections", self.peer, message)
+                self._metrics.limit_hits.labels("max_connections").inc()
             transport.abort()
             return
         self._registry.add(self)
+        self._listener_set.add(self)
         try:
             route = self._route(transport)
         except Exception as exc:  # a routing bug must not take the listener down
-            log.exception("routing failed for %s", self.peer)
+            log.exception("routing failed", extra=self.log_fields())
             self.close(f"routing error: {exc}")
             return
         if route is None:
@@ -265,10 +307,10 @@ class ProxyConnection(_SharedBufferReader):
         if not self._to("routed"):
             return
         self.cluster, self.node_id = cluster, node_id
-        cluster.on_accept(is_broker=node_id is not None)
+        cluster.on_accept(self.listener, is_broker=node_id is not None)
         assert self.client is not None
         self.client.pause_reading()
-        self._client_paused = True
+        self._holds = _HOLD_DIAL
         self._task = asyncio.get_running_loop().create_task(self._dial(cluster, node_id))
 
     async def _dial(self, cluster: ClusterRuntime, node_id: int | None) -> None:
@@ -279,9 +321,15 @@ class ProxyConnection(_SharedBufferReader):
             raise
         except (OSError, ssl.SSLError, TimeoutError, LookupError, ValueError) as exc:
             # ValueError: UnicodeError from a host name IDNA cannot encode
-            self.close(f"cannot reach upstream: {exc}", level=logging.WARNING)
+            reason = f"cannot reach upstream: {exc}"
+            # a broker the cluster does not have, or an address outside the policy: refused
+            refusal = ("unknown_node" if isinstance(exc, LookupError) else
+                       "not_allowed" if isinstance(exc, PermissionError) else None)
+            if refusal is not None and self._metrics is not None:
+                self._metrics.refuse(self.listener, refusal, self.peer, reason)
+            self.close(reason, level=logging.WARNING)
         except Exception as exc:  # a bug must not leave the client connected to nothing
-            log.exception("dialling upstream failed for %s", self.peer)
+            log.exception("dialling upstream failed", extra=self.log_fields())
             self.close(f"cannot reach upstream: {exc!r}", level=logging.ERROR)
         else:
             self.on_upstream_connected(transport)
@@ -295,6 +343,9 @@ class ProxyConnection(_SharedBufferReader):
             transport.close()
             return
         assert self.client is not None and self.cluster is not None
+        upstream = transport.get_extra_info("peername")
+        self.upstream_address = (f"{upstream[0]}:{upstream[1]}" if isinstance(upstream, tuple)
+                                 else None)
         self.requests = RequestStream(self.state, transport.write, self.client.write,
                                       self._max_frame)
         self.responses = ResponseStream(self.state, self.client.write, self.cluster.map_address,
@@ -305,7 +356,7 @@ class ProxyConnection(_SharedBufferReader):
                 self._feed(self.requests, chunk)
                 if self.phase is _C:  # a bad frame: nothing after it may reach the broker
                     return
-        self.resume_client_reading()
+        self.resume_client_reading(_HOLD_DIAL)
 
     def buffer_updated(self, nbytes: int) -> None:
         read = _READ
@@ -327,6 +378,8 @@ class ProxyConnection(_SharedBufferReader):
             _READ.renew()  # close() flushes what was queued, maybe views of the buffer
             self.fail(f"bad frame from client: {exc}", kind="client_protocol")
             return
+        if len(self.state.in_flight) >= self._max_in_flight:
+            self._over_in_flight_limit()
         up = self.upstream.transport
         if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
             _READ.renew()
@@ -349,8 +402,9 @@ class ProxyConnection(_SharedBufferReader):
 
     @property
     def client_paused(self) -> bool:
-        """Whether the proxy holds the client's reads back (flow control or dialling)."""
-        return self._client_paused
+        """Whether the proxy holds the client's reads back (dialling, flow control, or the
+        limit on requests in flight)."""
+        return self._holds != 0
 
     def pause_writing(self) -> None:  # the client reads slower than the broker sends
         up = self.upstream.transport
@@ -364,17 +418,31 @@ class ProxyConnection(_SharedBufferReader):
             self._upstream_paused = False
             up.resume_reading()
 
-    def pause_client_reading(self) -> None:
-        if self.client is not None and not self._client_paused:
-            self._client_paused = True
-            self.client.pause_reading()
+    def pause_client_reading(self, why: int = _HOLD_FLOW) -> None:
+        """Hold the client's reads back for ``why`` (the broker's write buffer is full, by
+        default); reading resumes once every reason is released."""
+        if self.client is not None:
+            if not self._holds:
+                self.client.pause_reading()
+            self._holds |= why
 
-    def resume_client_reading(self) -> None:
-        if self.phase not in (_R, _DR, _F):
-            return  # dialling or closed
-        if self.client is not None and self._client_paused:
-            self._client_paused = False
+    def resume_client_reading(self, why: int = _HOLD_ALL) -> None:
+        if not self._holds & why:
+            return
+        self._holds &= ~why
+        if self._holds or self.phase not in (_R, _DR, _F):
+            return  # another reason holds on, or dialling or closed
+        if self.client is not None:
             self.client.resume_reading()
+
+    def _over_in_flight_limit(self) -> None:
+        """Too many requests await answers: read no more until half of them are answered
+        (backpressure, as a broker does by reading one request at a time; no error)."""
+        self.pause_client_reading(_HOLD_IN_FLIGHT)
+        if self._metrics is not None:
+            self._metrics.limit_hits.labels("max_in_flight_requests").inc()
+        log.debug("client reads held: %d requests in flight (limits.max_in_flight_requests)",
+                  len(self.state.in_flight), extra=self.log_fields())
 
     # -- draining ------------------------------------------------------------------------------
 
@@ -432,17 +500,16 @@ class ProxyConnection(_SharedBufferReader):
         if self.phase is _C or not self._to("close"):
             return
         self._registry.discard(self)
+        self._listener_set.discard(self)
         cluster = self.cluster
         log.log(level, "connection closed: %s", reason,
-                extra={"peer": self.peer,
-                       "cluster": cluster.name if cluster else None,
-                       "node": self.node_id,
+                extra={**self.log_fields(),
                        "bytes_up": self.bytes_up, "bytes_down": self.bytes_down,
                        "requests": self.requests.frames if self.requests else 0,
                        "client_id": self._client_id()})
         if cluster is not None:
             self.flush_counts()
-            cluster.on_close()
+            cluster.on_close(self.listener)
         task = self._task
         if task is not None and not task.done() and task is not _current_task():
             task.cancel()
@@ -483,6 +550,17 @@ class ProxyConnection(_SharedBufferReader):
                                sasl_v0_refused=r.sasl_v0_refused)
         r.rewritten = {}
         r.endpoints_dropped = r.sasl_handshakes = r.sasl_v0_sessions = r.sasl_v0_refused = 0
+        state = self.state
+        if state.counts or state.latency:
+            cluster.record_requests(state.counts, state.latency)
+            state.counts, state.latency = {}, {}
+
+    def log_fields(self) -> dict[str, object]:
+        """What every log line about this connection carries."""
+        cluster = self.cluster
+        return {"conn": self.id, "peer": self.peer, "listener": self.listener or None,
+                "cluster": cluster.name if cluster else None, "node": self.node_id,
+                "upstream": self.upstream_address, "vpc_endpoint": self.vpc_endpoint_id}
 
     def _client_id(self) -> str | None:
         """The first request's client id for log lines: escaped (it is any bytes), shortened."""

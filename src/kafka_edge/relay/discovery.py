@@ -6,6 +6,9 @@ cluster itself: it connects to a configured bootstrap server (TLS as configured)
 with the discovery credentials if the listener needs SASL (PLAIN or SCRAM), sends a Metadata
 request for no topics, and feeds the answer to the directory through the same codec that rewrites
 client traffic. It is not on the hot path and uses asyncio streams for clarity.
+
+:func:`session` (a connection, authenticated when credentials are given) is also what
+``kafka-edge doctor`` asks the cluster through, so that it sees the cluster as the proxy does.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from kafka_edge.protocol.addresses import rewrite_response
@@ -37,14 +40,19 @@ class DiscoveryCredentials:
         return f"DiscoveryCredentials(mechanism={self.mechanism!r}, username={self.username!r})"
 
 
-class _Conn:
+class Session:
+    """One connection to a broker: requests one at a time, each answer read whole."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer, self.correlation_id = reader, writer, 0
 
-    async def call(self, api_key: int, version: int, body: bytes) -> bytes:
+    async def call(self, api_key: int, version: int, body: bytes, *,
+                   flexible: bool = False) -> bytes:
+        """Send one request (header v1, or v2 with an empty tagged-field section when the
+        request version is ``flexible``); its answer: response header + body, no size."""
         self.correlation_id += 1
         header = struct.pack(">hhih", api_key, version, self.correlation_id, len(_CLIENT_ID))
-        frame = header + _CLIENT_ID + body
+        frame = header + _CLIENT_ID + (b"\0" if flexible else b"") + body
         self.writer.write(struct.pack(">i", len(frame)) + frame)
         await self.writer.drain()
         size = struct.unpack(">i", await self.reader.readexactly(4))[0]
@@ -61,7 +69,7 @@ def _string(value: str) -> bytes:
     return struct.pack(">h", len(raw)) + raw
 
 
-async def _authenticate(conn: _Conn, creds: DiscoveryCredentials) -> None:
+async def _authenticate(conn: Session, creds: DiscoveryCredentials) -> None:
     answer = await conn.call(API_SASL_HANDSHAKE, 1, _string(creds.mechanism))
     if (error := struct.unpack_from(">h", answer, 4)[0]) != 0:
         raise ProtocolError(f"discovery: SaslHandshake refused {creds.mechanism} (error {error})")
@@ -96,16 +104,9 @@ async def discover(
 ) -> dict[int, Address]:
     """Ask the cluster at ``address`` for its brokers; ``learn`` gets the addresses (all or
     nothing: outside the upstream address policy, nothing is learned)."""
-    host, port = address
 
     async def run() -> dict[int, Address]:
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=host if tls else None
-        )
-        try:
-            conn = _Conn(reader, writer)
-            if credentials is not None:
-                await _authenticate(conn, credentials)
+        async with session(address, tls=tls, credentials=credentials) as conn:
             body = struct.pack(">i?", 0, False)  # no topics, no auto-creation
             payload = await conn.call(API_METADATA, METADATA_VERSION, body)
             named: list[Learned] = []
@@ -120,9 +121,32 @@ async def discover(
                 raise ProtocolError("the cluster's metadata names addresses outside the "
                                     "upstream address policy (see the log line before)")
             return {node_id: (h, p) for node_id, h, p in named}
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
 
     return await asyncio.wait_for(run(), timeout)
+
+
+def closed_without_answer(exc: BaseException) -> bool:
+    """Did the peer close the connection instead of answering? A SASL listener does so to any
+    request but ApiVersions and SaslHandshake before authentication, without a word."""
+    return isinstance(exc, (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError))
+
+
+@contextlib.asynccontextmanager
+async def session(address: Address, *, tls: ssl.SSLContext | None,
+                  credentials: DiscoveryCredentials | None) -> AsyncIterator[Session]:
+    """A connection to ``address`` (TLS as configured, the host as server name, as the
+    dialler connects), authenticated with ``credentials`` when given; closed on leaving. No
+    timeout: the caller bounds the whole exchange."""
+    host, port = address
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=tls, server_hostname=host if tls else None
+    )
+    try:
+        conn = Session(reader, writer)
+        if credentials is not None:
+            await _authenticate(conn, credentials)
+        yield conn
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()

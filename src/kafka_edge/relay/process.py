@@ -7,6 +7,7 @@ starts them as fresh processes running the same command).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -17,9 +18,10 @@ from kafka_edge.config import Config
 log = logging.getLogger("kafka_edge.cli")
 
 
-def serve(config: Config, *, worker_socket: str | None = None,
+def serve(config: Config, *, config_path: str | None = None, worker_socket: str | None = None,
           supervisor_pid: int | None = None) -> int:
-    """Run one proxy process until SIGTERM/SIGINT; SIGHUP reloads certificates.
+    """Run one proxy process until SIGTERM/SIGINT; SIGHUP reloads the configuration from
+    ``config_path`` (relay/reload.py; without a file, the certificates).
 
     A supervised worker (``worker_socket`` set) binds the Kafka ports with SO_REUSEPORT beside
     its siblings, serves its admin pages on that local socket, and drains and stops if its
@@ -28,18 +30,20 @@ def serve(config: Config, *, worker_socket: str | None = None,
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         uvloop = None  # type: ignore[assignment]
-    main = _serve(config, worker_socket, supervisor_pid)
+    main = _serve(config, config_path, worker_socket, supervisor_pid)
     if uvloop is not None:
         return uvloop.run(main)
     return asyncio.run(main)
 
 
-async def _serve(config: Config, worker_socket: str | None, supervisor_pid: int | None) -> int:
+async def _serve(config: Config, config_path: str | None, worker_socket: str | None,
+                 supervisor_pid: int | None) -> int:
+    from kafka_edge.relay.reload import reload
     from kafka_edge.relay.server import Proxy
 
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_loop_exception)
-    proxy = Proxy(config)
+    proxy = Proxy(config, config_path=config_path)
+    loop.set_exception_handler(proxy.on_loop_exception)
     proxy.reuse_port = worker_socket is not None
     proxy.admin_socket = worker_socket
     stop = asyncio.Event()
@@ -47,7 +51,8 @@ async def _serve(config: Config, worker_socket: str | None, supervisor_pid: int 
                     if supervisor_pid is not None else None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, proxy.reload_certificates)
+    proxy.reload = functools.partial(reload, proxy)
+    loop.add_signal_handler(signal.SIGHUP, lambda: proxy.spawn(reload(proxy, "SIGHUP")))
     try:
         await proxy.start()
     except OSError as exc:
@@ -77,21 +82,3 @@ async def _watch_supervisor(supervisor_pid: int, stop: asyncio.Event) -> None:
             break
     log.error("supervisor (pid %d) is gone: draining and stopping", supervisor_pid)
     stop.set()
-
-
-def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-    """TLS handshake failures and resets are a client's problem: one line, no traceback."""
-    exc = context.get("exception")
-    message = context.get("message", "")
-    if isinstance(exc, (OSError, TimeoutError)) or "handshake" in str(message).lower():
-        logging.getLogger("kafka_edge.tls").warning(
-            "%s: %s", message, exc or "", extra={"peer": _peer_of(context)})
-        return
-    loop.default_exception_handler(context)
-
-
-def _peer_of(context: dict[str, object]) -> str | None:
-    transport = context.get("transport")
-    get = getattr(transport, "get_extra_info", None)
-    peer = get("peername") if get else None
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None

@@ -37,7 +37,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import Metric
 
 from kafka_edge.observability import merge
-from kafka_edge.observability.http import NOT_FOUND, Page, answer_http, readiness_page
+from kafka_edge.observability.http import (
+    NOT_FOUND,
+    Page,
+    answer_http,
+    readiness_page,
+    status_json,
+    status_page,
+)
+from kafka_edge.observability.status import StatusSnapshot
+from kafka_edge.observability.status import merge as merge_status
 
 if TYPE_CHECKING:
     from kafka_edge.config import Config
@@ -207,7 +216,25 @@ class Supervisor:
             return 200, "text/plain; version=0.0.4; charset=utf-8", await self.metrics()
         if path == "/readyz":
             return readiness_page(*await self.readiness())
+        if path in ("/", "/status.json"):
+            snapshot = await self.status()
+            if snapshot is None:
+                return 503, "text/plain", b"no worker answered\n"
+            return status_page(snapshot) if path == "/" else status_json(snapshot)
         return NOT_FOUND
+
+    async def status(self) -> StatusSnapshot | None:
+        """Every answering worker's status snapshot, merged (observability/status.py)."""
+        answers = await asyncio.gather(*(_ask(s.socket_path, "/status.json")
+                                         for s in self.slots))
+        snapshots = []
+        for answer in answers:
+            if answer is not None and answer[0] == 200:
+                try:
+                    snapshots.append(StatusSnapshot.from_json(answer[1]))
+                except ValueError as exc:
+                    log.error("a worker's status did not decode: %s", exc)
+        return merge_status(snapshots) if snapshots else None
 
     async def metrics(self) -> bytes:
         answers = await asyncio.gather(*(_ask(s.socket_path, "/metrics") for s in self.slots))

@@ -4,7 +4,7 @@ For every cluster routed by SNI: one wildcard record for its domain (the bootstr
 every broker name fall under it) pointing at the edge endpoint (the load balancer's DNS name).
 Where the cluster's AWS region is configured, a TXT record holding the region, for MSK IAM
 clients: a custom name does not contain the region, and the AWS MSK IAM library's Route 53
-region provider (``awsMskRegionProvider``, aws-msk-iam-auth 2.4+) can read it from DNS. The
+region provider (``awsMskRegionProvider``, aws-msk-iam-auth 2.3.6+) can read it from DNS. The
 record sits at an explicit name (``_kafka-region.<domain>``) that the client's JAAS
 configuration points the provider at with its ``host`` parameter; an explicit name wins over
 the wildcard. Clients can instead set ``AWS_REGION``.
@@ -13,14 +13,13 @@ the wildcard. Clients can instead set ``AWS_REGION``.
 from __future__ import annotations
 
 from kafka_edge.config import Config
-
-NODE = "{node}"
+from kafka_edge.config.names import placeholder_of
 
 
 def domain_of(pattern: str) -> str:
     """The domain under which a broker host pattern lives: ``b-{node}.orders.x`` -> ``orders.x``."""
     labels = pattern.split(".")
-    while labels and NODE in labels[0]:
+    while labels and placeholder_of(pattern) in labels[0]:
         labels = labels[1:]
     return ".".join(labels)
 

@@ -9,7 +9,8 @@ never dialled, whatever went wrong before.
 A host is allowed when it is
 
 * one of the configured bootstrap hosts (any port: brokers of one cluster often share a host);
-* a name ``broker_address_pattern`` produces (any node number);
+* a name ``broker_address_pattern`` or ``broker_name_pattern`` produces (any number of 1 to 10
+  digits);
 * and, per ``upstream.allowed_hosts`` when set, an exact host name, a name under a ``*.domain``
   suffix (at any depth), an IP address, or an address in a CIDR network. When
   ``allowed_hosts`` is not set, the default is the parent domain of each bootstrap host name
@@ -26,7 +27,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from kafka_edge.config.names import NODE, IpNetwork, is_ip, parse_allowed_host
+from kafka_edge.config.names import (
+    IpNetwork,
+    is_ip,
+    parse_allowed_host,
+    placeholder_of,
+)
 
 _MAX_NODE_DIGITS = 10  # node ids are int32
 
@@ -43,12 +49,13 @@ class UpstreamPolicy:
 
     def __init__(self, *, bootstrap_hosts: Iterable[str],
                  allowed_hosts: Iterable[str] | None = None,
-                 broker_address_pattern: str | None = None) -> None:
+                 broker_address_pattern: str | None = None,
+                 broker_name_pattern: str | None = None) -> None:
         bootstrap = [_normal(h) for h in bootstrap_hosts]
         self._hosts: set[str] = set()
         self._suffixes: list[str] = []
         self._networks: list[IpNetwork] = []
-        self._patterns: list[tuple[str, str]] = []
+        self._patterns: list[tuple[str, str, str]] = []  # (prefix, placeholder, suffix)
         for host in bootstrap:
             self._add(host)
         if allowed_hosts is None:
@@ -58,10 +65,10 @@ class UpstreamPolicy:
         else:
             for entry in allowed_hosts:
                 self._add_entry(parse_allowed_host(entry))
-        if broker_address_pattern is not None:
-            host_template = broker_address_pattern.rpartition(":")[0].lower()
-            prefix, _, suffix = host_template.partition(NODE)
-            self._patterns.append((prefix, suffix))
+        for pattern in (broker_address_pattern, broker_name_pattern):
+            if pattern is not None:
+                host_template = pattern.rpartition(":")[0].lower()
+                self._patterns.append(host_template.partition(placeholder_of(host_template)))
         self.description = self._describe()
 
     def _add(self, host: str) -> None:
@@ -82,7 +89,7 @@ class UpstreamPolicy:
     def _describe(self) -> str:
         parts = sorted(self._hosts) + ["*" + s for s in self._suffixes]
         parts += [str(n) for n in self._networks]
-        parts += [f"{p}{NODE}{s}" for p, s in self._patterns]
+        parts += ["".join(pattern) for pattern in self._patterns]
         return ", ".join(parts)
 
     def allows(self, host: str) -> bool:
@@ -98,7 +105,7 @@ class UpstreamPolicy:
         for suffix in self._suffixes:
             if name.endswith(suffix) and len(name) > len(suffix):
                 return True
-        for prefix, suffix in self._patterns:
+        for prefix, _, suffix in self._patterns:
             digits = name[len(prefix):len(name) - len(suffix)] if suffix else name[len(prefix):]
             if (name.startswith(prefix) and name.endswith(suffix)
                     and len(name) > len(prefix) + len(suffix)

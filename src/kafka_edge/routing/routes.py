@@ -4,6 +4,11 @@
 * (cluster, port) -> the target each port-per-broker port serves: ``Routes.port_targets``;
 * node N -> the address clients are given (edge name or port): ``Routes.edge_address``;
 * node N -> the upstream address by ``broker_address_pattern``: ``Routes.upstream_by_pattern``;
+* name to name, for clusters whose broker names carry their own number
+  (``upstream.broker_name_pattern``, MSK Serverless's ``b97-<id>...``): an upstream broker name
+  -> the edge name with the same number (``Routes.edge_address_for_host``, when rewriting
+  answers), and the number in an edge name -> the upstream address
+  (``Routes.upstream_by_name``, when dialling); node ids play no part;
 * whether the edge may dial an upstream address: the cluster's ``UpstreamPolicy``
   (``routing.policy``), asked by the broker directory before it learns an address and by the
   dialler right before every connect.
@@ -28,7 +33,8 @@ _MAX_NAME = 253
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a client connection goes: a cluster's bootstrap (``node`` None) or broker."""
+    """Where a client connection goes: a cluster's bootstrap (``node`` None) or broker: its node
+    id, or, for a cluster that maps names to names, the number its names carry."""
 
     cluster: str
     node: int | None
@@ -80,6 +86,26 @@ class Routes:
         except ValueError:
             return None
         return host, port
+
+    def maps_names(self, cluster: str) -> bool:
+        """Does ``cluster`` map broker names to names (``upstream.broker_name_pattern``)?"""
+        return self._clusters[cluster].upstream.maps_names
+
+    def edge_address_for_host(self, cluster: str, host: str) -> Address | None:
+        """Name mapping: the edge address of the upstream broker called ``host`` (the edge name
+        with the number ``host`` carries), or None when ``host`` does not match
+        ``broker_name_pattern``."""
+        config = self._clusters[cluster]
+        number = config.upstream.number_in_name(host)
+        if number is None or config.sni_routing is None:
+            return None
+        host_name, port = config.sni_routing.advertised_address_for_node(number)
+        return host_name, port
+
+    def upstream_by_name(self, cluster: str, number: int) -> Address | None:
+        """Name mapping: the upstream address of the broker whose name carries ``number``."""
+        address = self._clusters[cluster].upstream.name_address(number)
+        return None if address is None else (address.host, address.port)
 
     def upstream_by_pattern(self, cluster: str, node_id: int) -> Address | None:
         """Node ``node_id``'s upstream address by ``broker_address_pattern`` (None without)."""

@@ -107,3 +107,19 @@ def _describe(data: bytes) -> str:
 def alert(description: int) -> bytes:
     """A fatal TLS alert record (sent in the clear: no keys exist before the handshake)."""
     return bytes([21, 3, 3, 0, 2, 2, description])
+
+
+def handshake_failure_reason(exc: BaseException) -> str:
+    """The kafka_edge_tls_handshake_failures_total reason for a failed server handshake."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".upper()
+    if any(x in text for x in ("UNSUPPORTED_PROTOCOL", "PROTOCOL_VERSION", "WRONG_VERSION")):
+        return "protocol_version"
+    if "NO_SHARED_CIPHER" in text or "NO_CIPHERS" in text:
+        return "no_shared_cipher"
+    if "CERTIFICATE" in text or "UNKNOWN_CA" in text:
+        return "certificate"
+    if isinstance(exc, (ConnectionError, EOFError)) or "EOF" in text:
+        return "closed"
+    return "other"

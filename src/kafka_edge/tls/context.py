@@ -27,6 +27,12 @@ def certificate_names(cert_file: str | Path) -> list[str]:
     return names
 
 
+def certificate_not_after(cert_file: str | Path) -> float:
+    """When a PEM certificate (the first in the chain) expires, as a POSIX timestamp."""
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    return cert.not_valid_after_utc.timestamp()
+
+
 def name_matches(pattern: str, server_name: str) -> bool:
     """RFC 6125 matching: exact, or a left-most ``*`` label standing for exactly one label."""
     pattern, server_name = pattern.lower().rstrip("."), server_name.lower().rstrip(".")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kafka_edge.tls.context import Certificate, load_certificates
+from kafka_edge.tls.context import Certificate, certificate_not_after, load_certificates
 
 if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
     from kafka_edge.config import TlsServerConfig
 
 
@@ -35,16 +39,38 @@ class TlsEndpoint:
         else:  # new handshakes on the base context (no SNI) pick up the new chain too
             self.base.load_cert_chain(str(pairs[0][0]), str(pairs[0][1]))
         self.certificates = certs
-        self.mtimes = tuple(f.stat().st_mtime for f in self.files())
+        self.remember_files()
+
+    def remember_files(self) -> None:
+        """Note the files' modification times: ``changed`` is true again only when they
+        change (after a failed load too, so a broken file is not retried every second)."""
+        mtimes = []
+        for f in self.files():
+            try:
+                mtimes.append(f.stat().st_mtime)
+            except OSError:
+                mtimes.append(-1.0)
+        self.mtimes = tuple(mtimes)
+
+    def export_expiry(self, gauge: Gauge, listener: str) -> None:
+        """Set ``gauge{listener, certificate}`` to the seconds each loaded certificate has
+        left (computed at each scrape)."""
+        for pair in self.config.certificates:
+            gauge.labels(listener, str(pair.cert_file)).set_function(
+                _seconds_until(certificate_not_after(pair.cert_file)))
 
     def changed(self) -> bool:
-        try:
-            return tuple(f.stat().st_mtime for f in self.files()) != self.mtimes
-        except OSError:
-            return False
+        old = self.mtimes
+        self.remember_files()
+        new, self.mtimes = self.mtimes, old
+        return new != old
 
     def context_for(self, server_name: str) -> ssl.SSLContext | None:
         for cert in self.certificates:
             if cert.covers(server_name):
                 return cert.context
         return None
+
+
+def _seconds_until(when: float) -> Callable[[], float]:
+    return lambda: when - time.time()

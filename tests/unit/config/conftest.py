@@ -84,7 +84,11 @@ def full_data() -> dict[str, Any]:
                     "handshake_timeout_s": 5,
                 },
                 "default_cluster": "orders",
-                "proxy_protocol": False,
+                "proxy_protocol": {
+                    "mode": "required",
+                    "trusted_sources": ["10.0.0.0/16", " 192.0.2.7 "],
+                    "header_timeout_s": 3,
+                },
             },
         ],
         "clusters": [
@@ -156,6 +160,7 @@ def full_data() -> dict[str, Any]:
                         ],
                         "min_version": "TLSv1.3",
                     },
+                    "proxy_protocol": {"mode": "optional", "trusted_sources": ["2001:db8::/32"]},
                 },
             },
         ],

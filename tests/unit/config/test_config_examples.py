@@ -95,7 +95,7 @@ def test_sni_two_clusters(tmp_path: Path) -> None:
 
 def test_msk(tmp_path: Path) -> None:
     config = load_with_generated_files(EXAMPLES / "msk.yaml", tmp_path)
-    (cluster,) = config.clusters
+    cluster, serverless = config.clusters
     assert cluster.aws_region == "us-east-1"
     assert cluster.upstream.pattern_address(2) == (
         "b-2.orders.abc123.c2.kafka.us-east-1.amazonaws.com", 9098)
@@ -105,6 +105,15 @@ def test_msk(tmp_path: Path) -> None:
     assert cluster.sni_routing is not None
     assert Routes(config).by_server_name(cluster.sni_routing.listener,
                                          "b-2.orders.example.com") == Target(cluster.name, 2)
+    # MSK Serverless: names map to names, by the number in them
+    routes = Routes(config)
+    assert routes.edge_address_for_host(
+        "events", "b97-x7y8z9ab.c1.kafka-serverless.us-east-1.amazonaws.com") == (
+        "b-97.events.example.com", 9098)
+    assert routes.by_server_name("edge", "b-97.events.example.com") == Target("events", 97)
+    assert routes.upstream_by_name("events", 97) == (
+        "b97-x7y8z9ab.c1.kafka-serverless.us-east-1.amazonaws.com", 9098)
+    assert serverless.upstream.discovery.sasl is None
 
 
 def _documented_configurations() -> list[str]:

@@ -18,6 +18,7 @@ from kafka_edge.config import (
     Discovery,
     HostPort,
     PortRouting,
+    ProxyProtocol,
     SniRouting,
     Upstream,
 )
@@ -42,7 +43,10 @@ def test_the_full_configuration_parses_to_the_model(harness, data) -> None:
     assert edge.tls.ciphers == "ECDHE+AESGCM"
     assert edge.tls.handshake_timeout_s == 5.0
     assert edge.default_cluster == "orders"
-    assert edge.proxy_protocol is False
+    assert edge.proxy_protocol == ProxyProtocol(
+        mode="required", trusted_sources=("10.0.0.0/16", "192.0.2.7/32"), header_timeout_s=3.0)
+    assert [str(n) for n in edge.proxy_protocol.trusted_networks()] == [
+        "10.0.0.0/16", "192.0.2.7/32"]
 
     orders, payments, local = config.clusters
     assert orders.upstream.bootstrap_addresses == (
@@ -78,6 +82,8 @@ def test_the_full_configuration_parses_to_the_model(harness, data) -> None:
     assert local.port_routing is not None
     assert local.port_routing.tls is not None
     assert local.port_routing.tls.min_version == "TLSv1.3"
+    assert local.port_routing.proxy_protocol == ProxyProtocol(
+        mode="optional", trusted_sources=("2001:db8::/32",), header_timeout_s=10.0)
     local_sasl = local.upstream.discovery.sasl
     assert local_sasl is not None
     assert local_sasl.password_file == base / "secrets/local.txt"
@@ -174,7 +180,7 @@ def test_default_server_tls_settings(harness) -> None:
     assert listener.bind_address == ("::", 9098)
     assert (listener.tls.min_version, listener.tls.ciphers) == ("TLSv1.2", None)
     assert listener.tls.handshake_timeout_s == 10.0
-    assert (listener.default_cluster, listener.proxy_protocol) == (None, False)
+    assert (listener.default_cluster, listener.proxy_protocol) == (None, None)
 
 
 def test_null_sections_mean_defaults(harness) -> None:

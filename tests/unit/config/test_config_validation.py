@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import yaml
 
 DELETE = object()  # as a value in a Case: remove the key
 
@@ -90,8 +91,34 @@ CASES = [
     Case("listeners[0].tls.min_version", "TLSv1.1", 'expected "TLSv1.2" or "TLSv1.3"'),
     Case(f"{SASL}.mechanism", "SCRAM-SHA-1", 'expected one of "SCRAM-SHA-512", "SCRAM-SHA-256"'),
     Case(f"{SASL}.mechanism", "scram-sha-512", 'did you mean "SCRAM-SHA-512"?'),
-    Case("listeners[0].proxy_protocol", "no", "expected true or false"),
-    Case("listeners[0].proxy_protocol", True, "PROXY protocol is not implemented"),
+    # PROXY protocol
+    Case("listeners[0].proxy_protocol", "no", "expected a mapping with keys mode, "
+         "trusted_sources, header_timeout_s, got \"no\""),
+    Case("listeners[0].proxy_protocol", True,
+         "expected a mapping with mode and trusted_sources, got true"),
+    Case("listeners[0].proxy_protocol.mode", "on",
+         'expected one of "off", "optional", "required", got "on"'),
+    Case("listeners[0].proxy_protocol.mode", "Required", 'did you mean "required"?'),
+    Case("listeners[0].proxy_protocol.mode", True, 'expected one of "off", "optional", '
+         '"required", got true'),
+    Case("listeners[0].proxy_protocol.mode", DELETE, "required key is missing (expected one of "
+         '"off"'),
+    Case("listeners[0].proxy_protocol.trusted_sources", DELETE,
+         "required key is missing (expected a non-empty list of an IP address or a CIDR"),
+    Case("listeners[0].proxy_protocol.trusted_sources", [], "got an empty list"),
+    Case("listeners[0].proxy_protocol.trusted_sources", "10.0.0.0/8", "got \"10.0.0.0/8\""),
+    Case("listeners[0].proxy_protocol.trusted_sources[1]", "10.0.0.1/8",
+         "expected an IP address or a CIDR network such as 10.0.0.0/16 (10.0.0.1/8 has host bits "
+         'set), got "10.0.0.1/8"'),
+    Case("listeners[0].proxy_protocol.trusted_sources[0]", "nlb.example.com",
+         'a CIDR network such as 10.0.0.0/16'),
+    Case("listeners[0].proxy_protocol.trusted_sources[0]", 10, "got 10"),
+    Case("listeners[0].proxy_protocol.header_timeout_s", 0, "seconds > 0, got 0"),
+    Case("listeners[0].proxy_protocol.trusted", ["10.0.0.0/8"],
+         'unknown key; did you mean "trusted_sources"?'),
+    Case(f"{LOCAL}.proxy_protocol.mode", "sometimes", 'expected one of "off"'),
+    Case(f"{LOCAL}.proxy_protocol.trusted_sources[0]", "2001:db8::/129",
+         "a CIDR network such as 10.0.0.0/16"),
     Case(f"{UP_TLS}.verify_hostname", "yes please", "expected true or false"),
     Case("clusters[0].aws_region", "US-EAST-1", 'an AWS region such as "us-east-1"'),
     # unknown keys
@@ -458,3 +485,41 @@ def test_an_empty_password_variable_is_an_error_without_its_value(harness, data)
         f"{SASL}.password_env: expected a password in environment variable ORDERS_PASSWORD, "
         "but it is empty"
     )
+
+
+# -- PROXY protocol: the ways to say "off" ------------------------------------------------------
+
+
+@pytest.mark.parametrize("off", [DELETE, None, False, {"mode": "off"}, {"mode": False}],
+                         ids=["absent", "null", "false", "mode off", "mode false"])
+def test_proxy_protocol_off(harness, data, off: object) -> None:
+    set_at(data, "listeners[0].proxy_protocol", off)
+    set_at(data, f"{LOCAL}.proxy_protocol", off)
+    config = harness.parse(data)
+    assert config.listeners[0].proxy_protocol is None
+    assert config.clusters[2].port_routing is not None
+    assert config.clusters[2].port_routing.proxy_protocol is None
+
+
+def test_an_unquoted_yaml_off_is_off(harness, data) -> None:
+    data["listeners"][0]["proxy_protocol"] = yaml.safe_load("mode: off")
+    assert data["listeners"][0]["proxy_protocol"] == {"mode": False}  # YAML 1.1 reads a boolean
+    assert harness.parse(data).listeners[0].proxy_protocol is None
+
+
+def test_proxy_protocol_off_takes_no_other_key(harness, data) -> None:
+    data["listeners"][0]["proxy_protocol"]["mode"] = "off"
+    assert harness.errors(data) == [
+        'listeners[0].proxy_protocol.trusted_sources: expected no value with mode "off" (no '
+        "header is read)",
+        'listeners[0].proxy_protocol.header_timeout_s: expected no value with mode "off" (no '
+        "header is read)",
+    ]
+
+
+def test_proxy_protocol_errors_are_all_reported(harness, data) -> None:
+    data["listeners"][0]["proxy_protocol"] = {"mode": "maybe", "trusted_sources": ["x", "10.0.0.0"]}
+    assert [e.split(": ")[0] for e in harness.errors(data)] == [
+        "listeners[0].proxy_protocol.mode",
+        "listeners[0].proxy_protocol.trusted_sources[0]",
+    ]

@@ -25,10 +25,13 @@ class FakeCluster:
     def on_error(self, kind: str) -> None:
         self.errors.append(kind)
 
-    def on_accept(self, *, is_broker: bool) -> None:
+    def on_accept(self, listener: str, *, is_broker: bool) -> None:
         pass
 
-    def on_close(self) -> None:
+    def on_close(self, listener: str) -> None:
+        pass
+
+    def record_requests(self, counts: object, latency: object) -> None:
         pass
 
     def record_bytes(self, up: int, down: int) -> None:

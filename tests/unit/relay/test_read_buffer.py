@@ -302,6 +302,9 @@ class _Recorder:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str) -> object:
+        return ("198.18.0.9", 9092) if name == "peername" else None
+
     def resume_reading(self) -> None:
         pass
 

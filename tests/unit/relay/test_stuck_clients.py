@@ -36,7 +36,13 @@ METADATA = metadata(1)
 
 
 def check(conn: Conn, now: float) -> str | None:
-    return _stuck_client(conn, now, 30.0, 30.0)  # type: ignore[arg-type]
+    """The reason to close, checked against the limit it names."""
+    stuck = _stuck_client(conn, now, 30.0, 30.0)  # type: ignore[arg-type]
+    if stuck is None:
+        return None
+    reason, limit = stuck
+    assert f"(limits.{limit})" in reason
+    return reason
 
 
 def test_a_half_sent_frame_times_out_after_the_last_byte() -> None:
