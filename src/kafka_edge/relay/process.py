@@ -31,9 +31,12 @@ def serve(config: Config, *, config_path: str | None = None, worker_socket: str 
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         uvloop = None  # type: ignore[assignment]
     main = _serve(config, config_path, worker_socket, supervisor_pid)
-    if uvloop is not None:
-        return uvloop.run(main)
-    return asyncio.run(main)
+    code = uvloop.run(main) if uvloop is not None else asyncio.run(main)
+    # drained and stopped: a late SIGTERM (a supervisor forwarding one) must not turn the exit
+    # status into "killed"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 async def _serve(config: Config, config_path: str | None, worker_socket: str | None,

@@ -189,6 +189,7 @@ class Supervisor:
         self._forward(signal.SIGTERM)
         deadline = time.monotonic() + self.config.limits.drain_timeout_s + 10
         status = 1 if failed else 0
+        codes: list[int] = []
         for slot in self.slots:
             process = slot.process
             if process is None:
@@ -199,12 +200,16 @@ class Supervisor:
                 log.error("worker did not stop in time; killed", extra={"worker": slot.index})
                 process.kill()
                 code = await process.wait()
-            if code != 0:
+            codes.append(code)
+            # -SIGTERM: the worker had finished (its handler gone) when the SIGTERM forwarded
+            # here reached it, after the one sent to the whole process group (a terminal, a
+            # test harness) had made it drain
+            if code not in (0, -signal.SIGTERM):
                 status = 1
         for task in list(self._tasks):
             task.cancel()
         self.alive.set(0)
-        log.info("supervisor stopped", extra={"status": status})
+        log.info("supervisor stopped", extra={"status": status, "worker_exits": codes})
         return status
 
     # -- admin pages ---------------------------------------------------------------------------
