@@ -2,13 +2,13 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup test unit e2e lint deadcode typecheck check demo bench image deploy-files clean
+.PHONY: setup test unit e2e lint deadcode typecheck check demo bench chaos image deploy-files clean
 
 setup:
 	bash scripts/setup.sh
 
 test: setup
-	$(PY) -m ruff check src tests testbed scripts bench deploy
+	$(PY) -m ruff check src tests testbed scripts bench deploy fuzz reliability
 	$(PY) scripts/deadcode.py
 	$(PY) -m mypy
 	$(PY) -m pytest tests
@@ -20,7 +20,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 lint:
-	$(PY) -m ruff check src tests testbed scripts bench deploy
+	$(PY) -m ruff check src tests testbed scripts bench deploy fuzz reliability
 	$(PY) scripts/deadcode.py
 
 deadcode:  # vulture over src/ and testbed/; false positives in scripts/deadcode_whitelist.py
@@ -34,6 +34,18 @@ demo: setup
 
 bench: setup  # about 55 minutes; BENCH_ARGS="--rounds 3" or "--quick" for less
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# the long reliability suite (docs/reliability.md): 1,000,000 fuzz executions, the fault scenarios
+# with 100,000 records each, the bad-input matrix, memory under churn and 10 minutes of mixed
+# load; results in reliability/results/latest.json and docs/reliability.md
+CHAOS_PARTS := reliability/results/parts
+chaos: setup
+	rm -rf $(CHAOS_PARTS)
+	$(PY) reliability/collect.py --start $(CHAOS_PARTS)
+	$(PY) -m fuzz.run --chaos --work $(CHAOS_PARTS)/fuzz-work --json $(CHAOS_PARTS)/fuzz.json
+	KAFKA_EDGE_CHAOS=1 KAFKA_EDGE_RESULTS_DIR=$(CHAOS_PARTS) $(PY) -m pytest tests/chaos \
+		tests/e2e/test_bad_input_matrix.py tests/e2e/test_tls_churn_memory.py; \
+		status=$$?; $(PY) reliability/collect.py $(CHAOS_PARTS); exit $$status
 
 image: setup  # localhost/kafka-edge:dev with podman, on a Debian bookworm base made locally
 	$(PY) -m testbed.image

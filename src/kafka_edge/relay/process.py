@@ -41,6 +41,7 @@ def serve(config: Config, *, config_path: str | None = None, worker_socket: str 
 
 async def _serve(config: Config, config_path: str | None, worker_socket: str | None,
                  supervisor_pid: int | None) -> int:
+    from kafka_edge.relay.memory import connection_activity, trim_after_churn
     from kafka_edge.relay.reload import reload
     from kafka_edge.relay.server import Proxy
 
@@ -68,7 +69,10 @@ async def _serve(config: Config, config_path: str | None, worker_socket: str | N
     # docs/performance.md).
     gc.collect()
     gc.freeze()
+    # TLS connection churn leaves freed C memory resident unless handed back (relay/memory.py)
+    trimmer = loop.create_task(trim_after_churn(lambda: connection_activity(proxy.metrics)))
     await stop.wait()
+    trimmer.cancel()
     if orphan_watch is not None:
         orphan_watch.cancel()
     log.info("shutting down: draining connections")
