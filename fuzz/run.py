@@ -44,7 +44,7 @@ def target(name: str) -> Callable[[bytes], None]:
     raise KeyError(name)
 
 
-def fuzz_one(name: str, runs: int, work: Path) -> None:
+def fuzz_one(name: str, runs: int, work: Path, random_seed: int | None = None) -> None:
     """In this process: seed the corpus, instrument kafka_edge, run libFuzzer (exits)."""
     import atheris
 
@@ -57,7 +57,8 @@ def fuzz_one(name: str, runs: int, work: Path) -> None:
     for i, seed in enumerate(SEEDS[name]()):
         (corpus / f"seed-{i}").write_bytes(seed)
     (work / "crashes").mkdir(exist_ok=True)
-    atheris.Setup([sys.argv[0], f"-runs={runs}", "-max_len=8192", "-timeout=20",
+    fixed = [f"-seed={random_seed}"] if random_seed is not None else []  # None: libFuzzer's
+    atheris.Setup([sys.argv[0], *fixed, f"-runs={runs}", "-max_len=8192", "-timeout=20",
                    "-rss_limit_mb=4096", "-print_final_stats=1",
                    f"-artifact_prefix={work / 'crashes'}/{name}-", str(corpus)], fn)
     atheris.Fuzz()
@@ -92,11 +93,13 @@ def main() -> int:
     ap.add_argument("--chaos", action="store_true", help="every target, CHAOS_RUNS executions")
     ap.add_argument("--runs", type=int, default=10000)
     ap.add_argument("--work", type=Path)
+    ap.add_argument("--seed", type=int, help="libFuzzer's random seed (make test's smoke: fixed, "
+                    "so a run is repeatable; make chaos: a new one each run)")
     ap.add_argument("--json", type=Path, help="write the per-target results here (--all)")
     args = ap.parse_args()
     if args.target and not (args.all or args.chaos):
         work = args.work or Path(tempfile.mkdtemp(prefix="fuzz-"))
-        fuzz_one(args.target, args.runs, work)
+        fuzz_one(args.target, args.runs, work, args.seed)
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="fuzz-"))
     results = []

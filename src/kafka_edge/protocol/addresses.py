@@ -279,7 +279,9 @@ def produce_has_no_endpoints(buf: memoryview, pos: int, version: int) -> bool:
         for _ in range(n - 1):
             if named:
                 length, pos = _uv(buf, pos)
-                pos += length - 1 if length else 0
+                if length == 0:
+                    return False  # a null Name (not nullable): the general path refuses it
+                pos += length - 1
             else:
                 pos += 16
             parts, pos = _uv(buf, pos)
