@@ -212,9 +212,9 @@ class ClusterRuntime:
     def record_requests(self, counts: dict[int, int], latency: dict[int, list[float]]) -> None:
         """Requests a connection relayed since it last reported (``ConnectionState.counts``
         and ``.latency``: plain ints and lists off the hot path)."""
-        requests = self.metrics.requests
         for key, count in counts.items():
-            requests.labels(self.name, api_name(key >> 16), str(key & 0xFFFF)).inc(count)
+            self.metrics.requests.labels(self.name, api_name(key >> 16),
+                                         str(key & 0xFFFF)).inc(count)
         if latency:
             self.metrics.latency.add(self.name, {api_name(k): h for k, h in latency.items()})
 

@@ -219,8 +219,15 @@ class Proxy:
     def tls_endpoint(self, tls: TlsServerConfig, listener: str) -> TlsEndpoint:
         endpoint = TlsEndpoint(tls)
         endpoint.load()
-        endpoint.export_expiry(self.metrics.cert_expiry, listener)
+        self._export_expiry(endpoint, listener)
         return endpoint
+
+    def _export_expiry(self, endpoint: TlsEndpoint, listener: str) -> None:
+        """kafka_edge_certificate_expiry_seconds{listener, certificate}: computed at each scrape
+        from each served certificate's end of validity."""
+        for cert_file, not_after in endpoint.expiries():
+            self.metrics.cert_expiry.labels(listener, cert_file).set_function(
+                _seconds_until(not_after))
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -256,7 +263,7 @@ class Proxy:
                     binding.name, "certificate reload failed for listener %s, keeping the "
                     "previous ones: %s", binding.name, exc)
                 continue
-            endpoint.export_expiry(self.metrics.cert_expiry, binding.name)
+            self._export_expiry(endpoint, binding.name)
             self.metrics.cert_reloads.labels("ok").inc()
             self._cert_trouble.ended(binding.name, "certificates of listener %s load again",
                                      binding.name)
@@ -393,3 +400,7 @@ def _stuck_client(conn: ProxyConnection, now: float, incomplete_frame_timeout: f
         return (f"a frame left half-sent for {incomplete_frame_timeout:g} s "
                 "(limits.incomplete_frame_timeout_s)", "incomplete_frame_timeout_s")
     return None
+
+
+def _seconds_until(when: float) -> Callable[[], float]:
+    return lambda: when - time.time()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,8 +10,6 @@ from typing import TYPE_CHECKING
 from kafka_edge.tls.context import Certificate, certificate_not_after, load_certificates
 
 if TYPE_CHECKING:
-    from prometheus_client import Gauge
-
     from kafka_edge.config import TlsServerConfig
 
 
@@ -52,12 +48,10 @@ class TlsEndpoint:
                 mtimes.append(-1.0)
         self.mtimes = tuple(mtimes)
 
-    def export_expiry(self, gauge: Gauge, listener: str) -> None:
-        """Set ``gauge{listener, certificate}`` to the seconds each loaded certificate has
-        left (computed at each scrape)."""
-        for pair in self.config.certificates:
-            gauge.labels(listener, str(pair.cert_file)).set_function(
-                _seconds_until(certificate_not_after(pair.cert_file)))
+    def expiries(self) -> list[tuple[str, float]]:
+        """(certificate file, when it expires as a POSIX timestamp) of each served pair."""
+        return [(str(pair.cert_file), certificate_not_after(pair.cert_file))
+                for pair in self.config.certificates]
 
     def changed(self) -> bool:
         old = self.mtimes
@@ -71,6 +65,3 @@ class TlsEndpoint:
                 return cert.context
         return None
 
-
-def _seconds_until(when: float) -> Callable[[], float]:
-    return lambda: when - time.time()
