@@ -1,6 +1,7 @@
-"""The fault scenarios, each a function of the cluster, a work folder and a record count, run
-by the long suite (tests/chaos/test_chaos.py) and by the fast subset
-(tests/e2e/test_chaos_fast.py). Every one asserts nothing lost, nothing twice, order kept."""
+"""The fault scenarios, each a function of the world it runs in (a cluster, or network
+namespaces), a work folder and a record count; :data:`SCENARIOS` lists them for
+tests/e2e/test_faults.py (10,000 records in ``make test``, 100,000 in ``make chaos``). Every one
+asserts nothing lost, nothing twice, order kept."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import subprocess
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trustme
 import yaml
+from testbed import netns
 from testbed.cluster import KafkaCluster
 
 from tests.chaos.scenarios import (
@@ -53,13 +57,15 @@ def _edge_config(kafka: KafkaCluster, base: int) -> dict[str, Any]:
 def _run(name: str, kafka: KafkaCluster, bootstrap: str, records: int,
          fault: Callable[[str], None],
          producer_config: dict[str, Any] | None = None,
-         client_config: dict[str, Any] | None = None, ordered: bool = True) -> Outcome:
+         client_config: dict[str, Any] | None = None, ordered: bool = True,
+         prefix: Sequence[str] = ()) -> Outcome:
     topic = _topic(kafka, name)
     result, recovery, took = produce_with_fault(bootstrap, topic, records, _rate(records),
                                                 lambda: fault(topic),
                                                 producer_config=producer_config,
-                                                client_config=client_config)
-    per_partition = read_back(bootstrap, topic, PARTITIONS, client_config=client_config)
+                                                client_config=client_config, prefix=prefix)
+    per_partition = read_back(bootstrap, topic, PARTITIONS, client_config=client_config,
+                              prefix=prefix)
     outcome = count(name, records, result, per_partition, recovery, took)
     check(outcome, ordered=ordered)
     return outcome
@@ -213,6 +219,37 @@ def worker_killed(kafka: KafkaCluster, work: Path, records: int) -> Outcome:
         return _run("worker-sigkill", kafka, f"{EDGE_HOST}:{base}", records, fault)
 
 
+CUT_S = 10.0
+
+
+def network_cut(topo: netns.Topology, work: Path, records: int) -> Outcome:
+    """(g) The network between edge and cluster cut for 10 s: the edge's link to the cluster
+    namespace set down (open connections lose their route and retransmit into nothing, new
+    ones fail), then up. The cluster (one broker) runs in the cluster namespace, kafka-edge in
+    the edge namespace, the producer and the reader in the client namespace."""
+    cluster = KafkaCluster.start(work / "kafka", brokers=1, security=["PLAINTEXT"],
+                                 host=topo.cluster_ip, netns=topo.cluster)
+    try:
+        base = 19092  # the edge namespace is new: nothing else listens there
+        node = cluster.node_ids[0]
+        config = port_routing_config(upstream=cluster.bootstrap().split(","),
+                                     bind_host=topo.edge_client_ip, base=base,
+                                     node_ids=(node, node))
+
+        def fault(topic: str) -> None:
+            topo.run("edge", ["ip", "link", "set", "veth-cluster", "down"])
+            try:
+                time.sleep(CUT_S)
+            finally:
+                topo.run("edge", ["ip", "link", "set", "veth-cluster", "up"])
+
+        with EdgeProcess(config, work, netns=topo.edge):
+            return _run("network-cut-10s", cluster, f"{topo.edge_client_ip}:{base}", records,
+                        fault, prefix=netns.netns_exec(topo.client, []))
+    finally:
+        cluster.stop(timeout=20.0)
+
+
 def _haproxy_config(work: Path, lb: str, ports: list[int],
                     edges: list[tuple[str, str]]) -> Path:
     """HAProxy in TCP mode: every port of ``lb`` to the same port on each edge host (name,
@@ -283,3 +320,24 @@ def _block_free_on(count: int, hosts: tuple[str, ...]) -> int:
             continue
         return base
     raise RuntimeError(f"no block of {count} ports free on {hosts}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    name: str
+    world: str  # the pytest fixture it runs in: kafka1, kafka3 or netns_topology
+    run: Callable[[Any, Path, int], Outcome]
+
+
+SCENARIOS = [
+    Scenario(name="broker_killed", world="kafka3", run=broker_killed),
+    Scenario(name="leaders_moved", world="kafka3", run=leaders_moved),
+    Scenario(name="edge_killed_behind_haproxy", world="kafka1", run=edge_killed_behind_haproxy),
+    Scenario(name="drained_restart", world="kafka3", run=drained_restart),
+    Scenario(name="drained_restart_non_idempotent", world="kafka3",
+             run=partial(drained_restart, idempotent=False)),
+    Scenario(name="config_reloaded", world="kafka1", run=config_reloaded),
+    Scenario(name="certificates_rotated", world="kafka1", run=certificates_rotated),
+    Scenario(name="network_cut", world="netns_topology", run=network_cut),
+    Scenario(name="worker_killed", world="kafka1", run=worker_killed),
+]

@@ -3,8 +3,8 @@ kafka-edge while one fault happens; a consumer group reads the topic back throug
 counted: records lost, duplicated, out of order per partition, and how long acknowledgements
 stalled after the fault (the recovery time).
 
-Used by the long suite (tests/chaos, ``make chaos``: 100,000 records per scenario) and by the
-fast subset in ``make test`` (tests/e2e/test_chaos_fast.py: 10,000).
+The scenarios themselves: tests/chaos/cases.py, run by tests/e2e/test_faults.py with 10,000
+records each in ``make test`` and 100,000 in ``make chaos`` (:func:`long_suite`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,12 @@ from typing import Any
 from tests.e2e.producing import PRODUCER, PRODUCER_CONFIG
 
 IDEMPOTENT = {**PRODUCER_CONFIG, "enable.idempotence": True}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def long_suite() -> bool:
+    """``make chaos`` (KAFKA_EDGE_CHAOS=1): the full sizes; otherwise ``make test``'s subset."""
+    return os.environ.get("KAFKA_EDGE_CHAOS") == "1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,13 +51,15 @@ def produce_with_fault(bootstrap: str, topic: str, records: int, rate: int,
                        fault: Callable[[], None], *, fault_at: float = 0.3,
                        producer_config: dict[str, Any] | None = None,
                        client_config: dict[str, Any] | None = None,
-                       timeout_s: float = 180.0) -> tuple[dict[str, Any], float, float]:
-    """Run PRODUCER; when ``fault_at`` of the records are acknowledged, run ``fault`` (in a
-    thread). Returns the producer's summary, the recovery time and the fault's duration."""
+                       timeout_s: float = 180.0, prefix: Sequence[str] = (),
+                       ) -> tuple[dict[str, Any], float, float]:
+    """Run PRODUCER (``prefix``: in front of its command line, such as ``ip netns exec NS``);
+    when ``fault_at`` of the records are acknowledged, run ``fault`` (in a thread). Returns the
+    producer's summary, the recovery time and the fault's duration."""
     spec = {"bootstrap": bootstrap, "topic": topic, "count": records, "rate": rate,
             "config": {**(producer_config or IDEMPOTENT), **(client_config or {})},
             "timeout": timeout_s}
-    proc = subprocess.Popen([sys.executable, "-c", PRODUCER, json.dumps(spec)],
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", PRODUCER, json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     progress: list[tuple[float, int]] = []
@@ -117,11 +125,26 @@ def _longest_stall(progress: list[tuple[float, int]], since: float) -> float:
     return round(longest, 2)
 
 
+READ_BACK = """
+import json, sys
+from tests.chaos.scenarios import read_back
+print(json.dumps(read_back(*json.loads(sys.argv[1]))))
+"""
+
+
 def read_back(bootstrap: str, topic: str, partitions: int,
               client_config: dict[str, Any] | None = None,
-              timeout_s: float = 120.0) -> dict[int, list[int]]:
+              timeout_s: float = 120.0, prefix: Sequence[str] = ()) -> dict[int, list[int]]:
     """Every record of ``topic`` read by a new consumer group through ``bootstrap``: the record
-    numbers per partition, in the order read."""
+    numbers per partition, in the order read. With ``prefix`` (``ip netns exec NS``), read by
+    a process started with it."""
+    if prefix:
+        args = json.dumps([bootstrap, topic, partitions, client_config, timeout_s])
+        proc = subprocess.run([*prefix, sys.executable, "-c", READ_BACK, args],
+                              capture_output=True, text=True, timeout=timeout_s + 60,
+                              check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return {int(p): values for p, values in json.loads(proc.stdout).items()}
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
@@ -192,3 +215,11 @@ def record_memory(name: str, figures: dict[str, Any]) -> None:
     folder = Path(out) / "memory"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(figures, indent=2))
+
+
+def rss_mib(pid: int) -> float:
+    """Process ``pid``'s resident set (VmRSS) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")

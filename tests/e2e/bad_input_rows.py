@@ -146,6 +146,26 @@ def truncated_then_silence(t: Target) -> str:
     return outcome(sock, timeout=30)
 
 
+def truncated_after_a_request(t: Target) -> str:
+    """One whole ApiVersions request, answered; then half of a second one, then nothing."""
+    sock = connect(t)
+    sock.sendall(request(18, 0, 1))
+    sock.settimeout(10)
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack_from(">i", data)[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            sock.close()
+            return "closed before the first answer"
+        data += chunk
+    first = _error_word(data[4:])
+    if first != "answered" or len(data) != 4 + struct.unpack_from(">i", data)[0]:
+        sock.close()
+        return f"first request: {first}"
+    sock.sendall(request(18, 0, 2)[:9])
+    return outcome(sock, timeout=30)
+
+
 def reused_correlation_id(t: Target) -> str:
     # a Metadata v1 request for a topic that does not exist, then a second with the same id:
     # the first is still awaiting its answer
@@ -225,11 +245,19 @@ class Row:
     expected: str
     log_line: str | None  # a phrase the edge logs for this row (None: the answer says it all)
     log_within_s: float = 10.0
+    # which edge: "main" (limits.incomplete_frame_timeout_s set, no idle timeout) or "idle"
+    # (limits.idle_timeout_s set; the half-sent frame and first-request timeouts off)
+    edge: str = "main"
 
 
 RNG = random.Random(15)
 RANDOM = bytes(RNG.randrange(256) for _ in range(64))
 MAX_FRAME = 1 << 20
+INCOMPLETE_TIMEOUT_S = 3  # the main edge's limits.incomplete_frame_timeout_s
+IDLE_TIMEOUT_S = 2  # the idle edge's limits.idle_timeout_s
+HALF_SENT = (f"a frame left half-sent for {INCOMPLETE_TIMEOUT_S} s "
+             "(limits.incomplete_frame_timeout_s)")
+IDLE = f"connection closed: idle for {IDLE_TIMEOUT_S} s (limits.idle_timeout_s)"
 
 
 def _bytes(data: bytes) -> Callable[[Target], str]:
@@ -249,8 +277,10 @@ def _rows() -> list[Row]:
             Row(mode, "just over the limit", _bytes(struct.pack(">i", MAX_FRAME + 1) +
                                                      b"x" * 8), "closed",
                 f"frame size {MAX_FRAME + 1} is out of range"),
-            Row(mode, "truncated frame then silence", truncated_then_silence, "closed",
-                "a frame left half-sent", 15.0),
+            Row(mode, "truncated frame then silence, no idle timeout", truncated_then_silence,
+                "closed", HALF_SENT, 15.0),
+            Row(mode, "truncated frame then silence, idle timeout", truncated_then_silence,
+                "closed", IDLE, 15.0, edge="idle"),
             Row(mode, "ApiVersions v999", _bytes(request(18, 999, 3)), "error 35", None),
             Row(mode, "unknown API key", _bytes(request(9999, 0, 4)), "closed",
                 "broker closed the connection"),
@@ -261,6 +291,9 @@ def _rows() -> list[Row]:
             Row(mode, "tagged-field count 2^31", huge_tag_count, "closed",
                 "broker closed the connection"),
         ]
+    rows += [  # in two modes only (each takes the time-out's seconds): plaintext, and TLS
+        Row(mode, "truncated frame after an answered request then silence, no idle timeout",
+            truncated_after_a_request, "closed", HALF_SENT, 15.0) for mode in ("plain", "sni")]
     rows += [
         Row("plain", "random bytes", _bytes(RANDOM), "closed", "is out of range"),
         Row("tls-port", "random bytes", lambda t: _raw(t, RANDOM), "closed",

@@ -3,6 +3,11 @@ one table, each row the input and the outcome it must have (the connection close
 line naming the problem, or the protocol's own error answer), while a canary producer writes
 numbered records through the same edge the whole time and must lose and duplicate nothing.
 
+A truncated frame then silence is tried against two edges: this one, with
+limits.incomplete_frame_timeout_s set and no idle timeout, and a second kafka-edge process (limits
+are process-wide) with limits.idle_timeout_s set and the half-sent frame and first-request
+timeouts off, so that only the idle timeout can close it.
+
 Rows already covered in depth elsewhere (SASL v0 desynchronisation: test_security_desync.py;
 refused SNI names against real clients: test_sni_edge.py; limits: test_limits.py) appear here
 once each, as one row of the table, with the same raw-socket technique. With
@@ -27,7 +32,7 @@ import pytest
 import trustme
 from testbed.cluster import KafkaCluster
 
-from .bad_input_rows import ROWS, Row, Target
+from .bad_input_rows import IDLE_TIMEOUT_S, INCOMPLETE_TIMEOUT_S, ROWS, Row, Target
 from .edge import EdgeProcess, free_port, free_port_block
 from .producing import all_values
 
@@ -37,7 +42,6 @@ EDGE_HOST = "127.0.0.2"
 SNI_HOST = "127.0.0.3"
 DOMAIN = "bad.example.com"
 MAX_FRAME = 1 << 20
-INCOMPLETE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -72,8 +76,8 @@ class Canary:
 
 @dataclass
 class World:
-    edge: EdgeProcess
-    targets: dict[str, Target]
+    edges: dict[str, EdgeProcess]  # "main", "idle": see Row.edge
+    targets: dict[tuple[str, str], Target]  # (edge, mode)
     kafka: KafkaCluster
     canary: Canary
 
@@ -90,45 +94,60 @@ def world(kafka1: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
                                "key_file": str(work / "edge.key")}],
              "handshake_timeout_s": 3}
     node = kafka1.node_ids[0]
-    plain, tls = free_port_block(3, EDGE_HOST), free_port_block(3, EDGE_HOST)
-    sni = free_port(SNI_HOST)
     upstream = {"bootstrap_servers": kafka1.bootstrap("PLAINTEXT").split(",")}
+    ca_file = work / "ca.pem"
 
-    def port_cluster(name: str, base: int, with_tls: bool) -> dict[str, Any]:
-        routing: dict[str, Any] = {"bind_host": EDGE_HOST, "bootstrap_port": base,
-                                   "broker_port_base": base + 1, "node_id_min": node,
-                                   "node_id_max": node + 1, "advertised_host": EDGE_HOST}
-        if with_tls:
-            routing["tls"] = certs
-        return {"name": name, "upstream": upstream, "port_routing": routing}
+    def start_edge(name: str, limits: dict[str, Any]) -> tuple[EdgeProcess, dict[str, Target]]:
+        """A kafka-edge process with a plaintext port cluster, a TLS port cluster and an SNI
+        cluster, all to kafka1, with ``limits``; started (its ports are picked here, after the
+        previous edge bound its own)."""
+        plain, tls = free_port_block(3, EDGE_HOST), free_port_block(3, EDGE_HOST)
+        sni = free_port(SNI_HOST)
 
-    config = {
-        "listeners": [{"name": "sni", "bind": f"{SNI_HOST}:{sni}", "tls": certs}],
-        "clusters": [
-            port_cluster("plainport", plain, False), port_cluster("tlsport", tls, True),
-            {"name": "snimode", "upstream": upstream, "sni_routing": {
-                "listener": "sni", "bootstrap_host": f"bootstrap.{DOMAIN}",
-                "broker_host_pattern": f"b-{{node}}.{DOMAIN}", "advertised_port": sni}}],
-        "limits": {"max_frame_bytes": MAX_FRAME,
-                   "incomplete_frame_timeout_s": INCOMPLETE_TIMEOUT_S},
-    }
-    topic = f"canary-{uuid.uuid4().hex[:8]}"
-    kafka1.create_topic(topic, partitions=3)
-    edge = EdgeProcess(config, work).start()
-    canary = Canary(f"{EDGE_HOST}:{plain}", topic)
-    try:
-        ca_file = work / "ca.pem"
-        targets = {
+        def port_cluster(cluster: str, base: int, with_tls: bool) -> dict[str, Any]:
+            routing: dict[str, Any] = {"bind_host": EDGE_HOST, "bootstrap_port": base,
+                                       "broker_port_base": base + 1, "node_id_min": node,
+                                       "node_id_max": node + 1, "advertised_host": EDGE_HOST}
+            if with_tls:
+                routing["tls"] = certs
+            return {"name": cluster, "upstream": upstream, "port_routing": routing}
+
+        config = {
+            "listeners": [{"name": "sni", "bind": f"{SNI_HOST}:{sni}", "tls": certs}],
+            "clusters": [
+                port_cluster("plainport", plain, False), port_cluster("tlsport", tls, True),
+                {"name": "snimode", "upstream": upstream, "sni_routing": {
+                    "listener": "sni", "bootstrap_host": f"bootstrap.{DOMAIN}",
+                    "broker_host_pattern": f"b-{{node}}.{DOMAIN}", "advertised_port": sni}}],
+            "limits": {"max_frame_bytes": MAX_FRAME, **limits},
+        }
+        return EdgeProcess(config, work, name=name).start(), {
             "plain": Target("plain", EDGE_HOST, plain, None, ca_file, DOMAIN, node),
             "tls-port": Target("tls-port", EDGE_HOST, tls, EDGE_HOST, ca_file, DOMAIN, node),
             "sni": Target("sni", SNI_HOST, sni, f"bootstrap.{DOMAIN}", ca_file, DOMAIN, node),
         }
+
+    topic = f"canary-{uuid.uuid4().hex[:8]}"
+    kafka1.create_topic(topic, partitions=3)
+    main, main_targets = start_edge("edge", {"incomplete_frame_timeout_s": INCOMPLETE_TIMEOUT_S})
+    idle: EdgeProcess | None = None
+    plain = main_targets["plain"]
+    canary = Canary(f"{plain.host}:{plain.port}", topic)
+    try:
+        # only the idle timeout can close a silent connection on this one
+        idle, idle_targets = start_edge("idle-edge", {"idle_timeout_s": IDLE_TIMEOUT_S,
+                                                      "incomplete_frame_timeout_s": 0,
+                                                      "first_request_timeout_s": 0})
+        targets = {("main", m): t for m, t in main_targets.items()}
+        targets |= {("idle", m): t for m, t in idle_targets.items()}
         canary.thread.start()
-        yield World(edge, targets, kafka1, canary)
+        yield World({"main": main, "idle": idle}, targets, kafka1, canary)
     finally:
         canary.stop.set()
         canary.thread.join(90)
-        edge.stop()
+        main.stop()
+        if idle is not None:
+            idle.stop()
 
 
 OUTCOMES: list[dict[str, Any]] = []
@@ -140,8 +159,8 @@ def _log_since(edge: EdgeProcess, start: int) -> str:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.mode}-{r.name}")
 def test_bad_input(row: Row, world: World) -> None:
-    edge = world.edge
-    target = world.targets[row.mode]
+    edge = world.edges[row.edge]
+    target = world.targets[row.edge, row.mode]
     start = len(edge.log())
     observed = row.run(target)
     deadline = time.monotonic() + row.log_within_s

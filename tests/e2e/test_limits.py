@@ -1,11 +1,15 @@
-"""Operational limits and lifecycle: max connections, idle timeout, readiness and draining."""
+"""Operational limits and lifecycle: max connections, idle timeout, readiness and draining;
+the open-files limit each process raises at start-up."""
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import signal
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,17 @@ from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
 pytestmark = pytest.mark.e2e
 
 EDGE_HOST = "127.0.0.2"
+
+
+@contextlib.contextmanager
+def _soft_open_files_limit(limit: int) -> Iterator[None]:
+    """Processes started inside inherit this soft RLIMIT_NOFILE (this one's comes back after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _api_versions(sock: socket.socket, corr: int) -> int:
@@ -30,8 +45,13 @@ def test_max_connections_idle_timeout_readiness_and_drain(kafka3: KafkaCluster,
     config = port_routing_config(upstream=kafka3.bootstrap().split(","), bind_host=EDGE_HOST,
                                  base=base)
     config["limits"] = {"max_connections": 2, "idle_timeout_s": 2, "drain_timeout_s": 5}
-    proc = EdgeProcess(config, tmp_path).start()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with _soft_open_files_limit(hard // 2):  # the edge raises what it inherits to the hard limit
+        proc = EdgeProcess(config, tmp_path).start()
     try:
+        assert (f"open files limit (RLIMIT_NOFILE) {hard}: the soft limit raised from "
+                f"{hard // 2} to the hard limit") in proc.log()
+        assert "is below the" not in proc.log()  # 2 x 2 connections + 9 ports + 100
         status, body = proc.get("/readyz")
         assert status == 200 and '"ready": true' in body
         assert proc.get("/healthz")[0] == 200
@@ -74,6 +94,13 @@ def test_workers_share_the_ports(kafka3: KafkaCluster, tmp_path: Path) -> None:
         while proc.log().count("kafka-edge ready") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert proc.log().count("kafka-edge ready") == 2
+        # each worker: its open-files limit, and whether the default limits.max_connections
+        # (10000, x 2 descriptors, + 9 ports + 100) may need more
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        assert (proc.log().count(f"RLIMIT_NOFILE) {hard} (hard limit {hard})")
+                + proc.log().count(f"RLIMIT_NOFILE) {hard}: the soft limit raised")) == 2
+        warned = proc.log().count(f"RLIMIT_NOFILE) {hard} is below the 20109 descriptors")
+        assert warned == (2 if hard < 20109 else 0)
         topic = f"workers-{time.monotonic_ns()}"
         kafka3.create_topic(topic, partitions=3, replication_factor=3)
         sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(300)]

@@ -19,24 +19,20 @@ import trustme
 from testbed.cluster import KafkaCluster
 
 from kafka_edge.relay.memory import TRIM_INTERVAL_S
-from tests.chaos.scenarios import record_memory
+from tests.chaos.scenarios import long_suite, record_memory, rss_mib
 
 from .edge import EdgeProcess, free_port_block, port_routing_config
 
 pytestmark = pytest.mark.e2e
 
 EDGE_HOST = "127.0.0.2"
-ROUNDS, PER_ROUND, PARALLEL = 6, 500, 50
-# Without the trim, rounds 3-6 add about 4 x 500 x 12 KiB = 23 MiB; with it, the resident set
-# read after a round (once a trim had the time to run) stays within a few MiB of round 2's.
+# make test: 6 rounds of 500; make chaos: 20 rounds of 1,000
+ROUNDS, PER_ROUND = (20, 1000) if long_suite() else (6, 500)
+PARALLEL = 50
+# Without the trim, rounds 3-6 of 500 add about 4 x 500 x 12 KiB = 23 MiB (rounds 3-20 of 1,000
+# about 200 MiB); with it, the resident set read after a round (once a trim had the time to
+# run) stays within a few MiB of round 2's.
 BOUND_MIB = 10.0
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
 
 
 async def churn(port: int, ctx: ssl.SSLContext) -> int:

@@ -14,6 +14,7 @@ import os
 import signal
 
 from kafka_edge.config import Config
+from kafka_edge.relay.open_files import raise_open_files_limit
 
 log = logging.getLogger("kafka_edge.cli")
 
@@ -25,7 +26,11 @@ def serve(config: Config, *, config_path: str | None = None, worker_socket: str 
 
     A supervised worker (``worker_socket`` set) binds the Kafka ports with SO_REUSEPORT beside
     its siblings, serves its admin pages on that local socket, and drains and stops if its
-    supervisor (``supervisor_pid``) goes away."""
+    supervisor (``supervisor_pid``) goes away.
+
+    Before anything is bound, the process raises its open-files soft limit to the hard limit
+    (relay/open_files.py)."""
+    raise_open_files_limit(config)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
