@@ -117,9 +117,10 @@ NOT_COVERED = [
     "## Limits of this run", "",
     "- One machine: brokers, clients and kafka-edge share its CPUs, so recovery times include "
     "time waiting for a CPU.",
-    "- The network cut is a link set down inside test namespaces (this kernel has no netem): "
-    "packets to the cluster have no route for 10 s; a black hole that silently drops them "
-    "(a security group change) is not emulated.",
+    "- The network cuts happen inside test namespaces, in two ways: the edge's link to the "
+    "cluster set down (no route for 10 s) and a black hole (iptables dropping every packet "
+    "both ways for 10 s, as a firewall change would); this kernel has no netem, so loss, delay "
+    "and reordering short of a cut are not emulated.",
     "- 10,000 idle connections run with two workers: the hard descriptor limit here (20,000) "
     "cannot be raised and one process would need two descriptors per connection.",
     "",

@@ -220,13 +220,26 @@ def worker_killed(kafka: KafkaCluster, work: Path, records: int) -> Outcome:
 
 
 CUT_S = 10.0
+CLUSTER_NET = "198.18.2.0/24"  # the cluster namespace's network (testbed/netns.py)
+# how the network is cut, from inside the edge namespace, and restored
+CUTS = {
+    # the link down: no route to the cluster, sends fail at once, connects are refused locally
+    "link-down": ([["ip", "link", "set", "veth-cluster", "down"]],
+                  [["ip", "link", "set", "veth-cluster", "up"]]),
+    # a black hole (a firewall or security group change): packets silently dropped both ways,
+    # connects hang until the edge's connect timeout, open connections retransmit into nothing
+    "black-hole": ([["iptables", "-I", "OUTPUT", "-d", CLUSTER_NET, "-j", "DROP"],
+                    ["iptables", "-I", "INPUT", "-s", CLUSTER_NET, "-j", "DROP"]],
+                   [["iptables", "-D", "OUTPUT", "-d", CLUSTER_NET, "-j", "DROP"],
+                    ["iptables", "-D", "INPUT", "-s", CLUSTER_NET, "-j", "DROP"]]),
+}
 
 
-def network_cut(topo: netns.Topology, work: Path, records: int) -> Outcome:
-    """(g) The network between edge and cluster cut for 10 s: the edge's link to the cluster
-    namespace set down (open connections lose their route and retransmit into nothing, new
-    ones fail), then up. The cluster (one broker) runs in the cluster namespace, kafka-edge in
-    the edge namespace, the producer and the reader in the client namespace."""
+def network_cut(topo: netns.Topology, work: Path, records: int, *, how: str) -> Outcome:
+    """(g) The network between edge and cluster cut for 10 s (``how``: a key of :data:`CUTS`),
+    then restored. The cluster (one broker) runs in the cluster namespace, kafka-edge in the
+    edge namespace, the producer and the reader in the client namespace."""
+    cut, restore = CUTS[how]
     cluster = KafkaCluster.start(work / "kafka", brokers=1, security=["PLAINTEXT"],
                                  host=topo.cluster_ip, netns=topo.cluster)
     try:
@@ -237,15 +250,21 @@ def network_cut(topo: netns.Topology, work: Path, records: int) -> Outcome:
                                      node_ids=(node, node))
 
         def fault(topic: str) -> None:
-            topo.run("edge", ["ip", "link", "set", "veth-cluster", "down"])
+            for argv in cut:
+                topo.run("edge", argv)
             try:
                 time.sleep(CUT_S)
             finally:
-                topo.run("edge", ["ip", "link", "set", "veth-cluster", "up"])
+                for argv in restore:
+                    topo.run("edge", argv)
 
-        with EdgeProcess(config, work, netns=topo.edge):
-            return _run("network-cut-10s", cluster, f"{topo.edge_client_ip}:{base}", records,
-                        fault, prefix=netns.netns_exec(topo.client, []))
+        with EdgeProcess(config, work, netns=topo.edge) as edge:
+            outcome = _run(f"network-cut-10s-{how}", cluster, f"{topo.edge_client_ip}:{base}",
+                           records, fault, prefix=netns.netns_exec(topo.client, []))
+        # what failed is said in words (a connect timeout has none of its own)
+        wordless = [line for line in edge.log().splitlines() if line.rstrip().endswith(":")]
+        assert wordless == [], wordless
+        return outcome
     finally:
         cluster.stop(timeout=20.0)
 
@@ -338,6 +357,9 @@ SCENARIOS = [
              run=partial(drained_restart, idempotent=False)),
     Scenario(name="config_reloaded", world="kafka1", run=config_reloaded),
     Scenario(name="certificates_rotated", world="kafka1", run=certificates_rotated),
-    Scenario(name="network_cut", world="netns_topology", run=network_cut),
+    Scenario(name="network_cut_link_down", world="netns_topology",
+             run=partial(network_cut, how="link-down")),
+    Scenario(name="network_cut_black_hole", world="netns_topology",
+             run=partial(network_cut, how="black-hole")),
     Scenario(name="worker_killed", world="kafka1", run=worker_killed),
 ]

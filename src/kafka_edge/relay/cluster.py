@@ -153,10 +153,10 @@ class ClusterRuntime:
                                            server_hostname=host if self.tls else None),
                     self.connect_timeout)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
-                last = exc
                 self.metrics.upstream_failures.labels(self.name, _failure_reason(exc)).inc()
+                last = with_text(exc, self.connect_timeout)
                 log.warning("cannot connect to %s:%d for cluster %s: %s", host, port, self.name,
-                            exc or type(exc).__name__)
+                            last)
                 continue
             now = time.monotonic()
             self.last_upstream_ok = now
@@ -256,6 +256,17 @@ def discovery_failure(exc: BaseException, config: ClusterConfig) -> str:
         return (f"{text}; its listener probably requires SASL authentication, and cluster "
                 f"{config.name} has no discovery credentials: {DISCOVERY_FIX}")
     return text
+
+
+def with_text(exc: BaseException, timeout_s: float) -> BaseException:
+    """``exc`` if it says what went wrong; a connect that timed out (asyncio's TimeoutError
+    carries no text) as a TimeoutError that says after how long, anything else wordless as its
+    type's name."""
+    if str(exc):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return TimeoutError(f"timed out after {timeout_s:g} s (upstream.connect_timeout_s)")
+    return type(exc)(type(exc).__name__)
 
 
 def _failure_reason(exc: BaseException) -> str:

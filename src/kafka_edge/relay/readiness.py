@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kafka_edge.observability.logs import Persisting
+from kafka_edge.relay.cluster import with_text
 
 if TYPE_CHECKING:
     from kafka_edge.observability.metrics import Metrics
@@ -42,7 +43,7 @@ async def probe_once(cluster: ClusterRuntime) -> str | None:
                                         server_hostname=host if cluster.tls else None),
                 cluster.connect_timeout)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
-            why = f"{host}:{port}: {exc or type(exc).__name__}"
+            why = f"{host}:{port}: {with_text(exc, cluster.connect_timeout)}"
             continue
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):

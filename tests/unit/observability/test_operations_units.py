@@ -15,6 +15,7 @@ from kafka_edge.config.parse import parse_config
 from kafka_edge.observability.logs import Persisting
 from kafka_edge.observability.metrics import LatencyHistograms
 from kafka_edge.protocol.stream import ConnectionState
+from kafka_edge.relay.cluster import with_text
 from kafka_edge.tls.clienthello import handshake_failure_reason
 
 
@@ -99,3 +100,14 @@ def test_readiness_settings() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(_config({"probe_every": 5}), env={})
     assert "observability.readiness" in str(err.value) and "probe_every" in str(err.value)
+
+
+def test_a_wordless_connect_failure_says_what_happened() -> None:
+    """asyncio's connect timeout carries no text: the log line and the close reason would end
+    in an empty string."""
+    timed_out = with_text(TimeoutError(), 10.0)
+    assert isinstance(timed_out, TimeoutError)
+    assert str(timed_out) == "timed out after 10 s (upstream.connect_timeout_s)"
+    assert str(with_text(ConnectionResetError(), 1.0)) == "ConnectionResetError"
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert with_text(refused, 1.0) is refused
