@@ -45,7 +45,7 @@ chaos: setup
 	$(PY) -m fuzz.run --chaos --work $(CHAOS_PARTS)/fuzz-work --json $(CHAOS_PARTS)/fuzz.json
 	KAFKA_EDGE_CHAOS=1 KAFKA_EDGE_RESULTS_DIR=$(CHAOS_PARTS) $(PY) -m pytest tests/chaos tests/e2e/test_faults.py \
 		tests/e2e/test_bad_input_matrix.py tests/e2e/test_tls_churn_memory.py \
-		tests/e2e/test_idle_memory.py; \
+		tests/e2e/test_idle_memory.py tests/e2e/test_stalled_consumer_memory.py; \
 		status=$$?; $(PY) reliability/collect.py $(CHAOS_PARTS); exit $$status
 
 image: setup  # localhost/kafka-edge:dev with podman, on a Debian bookworm base made locally
