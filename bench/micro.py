@@ -322,39 +322,59 @@ uvloop.run(main())
 """
 
 
-def start_proxy(kind: str, listen: int, upstream: int, work: Path,
-                baseline: str | None, tls: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    if kind in ("bare", "bare-sock"):
-        argv = [sys.executable, "-c", BARE_RELAY if kind == "bare" else SOCK_RELAY,
-                str(listen), str(upstream)]
-        if tls:
-            argv += [tls["ca"], tls["cert"], tls["key"]]
-    else:
-        cfg = work / "micro.yaml"
-        up_tls = f", tls: {{ca_file: '{tls['ca']}'}}" if tls else ""
-        edge_tls = (f", tls: {{certificates: [{{cert_file: '{tls['cert']}', "
-                    f"key_file: '{tls['key']}'}}]}}" if tls else "")
-        cfg.write_text(
-            "clusters:\n  - name: m\n"
-            f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']{up_tls}}}\n"
-            f"    port_routing: {{bind_host: 127.0.0.1, bootstrap_port: {listen}, "
-            f"broker_port_base: {listen + 1}, node_id_min: 1, node_id_max: 1, "
-            f"advertised_host: 127.0.0.1{edge_tls}}}\n"
-            f"observability: {{http_bind: '127.0.0.1:{listen + 5}', log_level: warning}}\n")
-        argv = [sys.executable, "-c", "from kafka_edge.cli import main; main()",
-                "run", "--config", str(cfg)]
-    src = baseline if kind == "baseline" else str(REPO / "src")
-    env = {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.Popen(argv, env=env)
-    deadline = time.monotonic() + 30  # a loaded machine starts Python slowly
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str,
+                   timeout: float = 30.0) -> subprocess.Popen[bytes]:
+    """``proc`` once something accepts connections on 127.0.0.1:``port`` (killed, and
+    RuntimeError naming ``what``, if nothing does within ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout  # a loaded machine starts Python slowly
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"{kind} did not start")
+    raise RuntimeError(f"{what} did not start")
+
+
+def start_edge(work: Path, listen: int, upstream: int, tls: dict[str, str] | None, src: str,
+               env_extra: dict[str, str] | None = None, log_level: str = "warning",
+               ) -> subprocess.Popen[bytes]:
+    """A kafka-edge (the one under ``src``, a src directory) between 127.0.0.1:``listen`` and the
+    synthetic upstream on ``upstream`` by port routing (one broker, node 1, on ``listen + 1``;
+    the HTTP endpoint on ``listen + 5``), TLS on both sides with ``tls`` (see
+    :func:`make_tls`); ``env_extra`` added to its environment. Returned once it accepts."""
+    cfg = work / f"edge-{listen}.yaml"
+    up_tls = f", tls: {{ca_file: '{tls['ca']}'}}" if tls else ""
+    edge_tls = (f", tls: {{certificates: [{{cert_file: '{tls['cert']}', "
+                f"key_file: '{tls['key']}'}}]}}" if tls else "")
+    cfg.write_text(
+        "clusters:\n  - name: m\n"
+        f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']{up_tls}}}\n"
+        f"    port_routing: {{bind_host: 127.0.0.1, bootstrap_port: {listen}, "
+        f"broker_port_base: {listen + 1}, node_id_min: 1, node_id_max: 1, "
+        f"advertised_host: 127.0.0.1{edge_tls}}}\n"
+        f"observability: {{http_bind: '127.0.0.1:{listen + 5}', log_level: {log_level}}}\n")
+    # `-c`: starts any build's cli, whether or not its cli.py has a __main__ block
+    argv = [sys.executable, "-c", "from kafka_edge.cli import main; main()",
+            "run", "--config", str(cfg)]
+    env = {**os.environ, "PYTHONPATH": src, **(env_extra or {})}
+    return wait_listening(subprocess.Popen(argv, env=env), listen, "kafka-edge")
+
+
+def start_proxy(kind: str, listen: int, upstream: int, work: Path,
+                baseline: str | None, tls: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    if kind not in ("bare", "bare-sock"):
+        if kind == "baseline" and not baseline:
+            raise ValueError("the kind 'baseline' needs --baseline-src")
+        src = baseline if kind == "baseline" and baseline else str(REPO / "src")
+        return start_edge(work, listen, upstream, tls, src)
+    argv = [sys.executable, "-c", BARE_RELAY if kind == "bare" else SOCK_RELAY,
+            str(listen), str(upstream)]
+    if tls:
+        argv += [tls["ca"], tls["cert"], tls["key"]]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return wait_listening(subprocess.Popen(argv, env=env), listen, kind)
 
 
 def ticks(pid: int) -> tuple[int, int]:

@@ -17,10 +17,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import ssl
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
-from micro import client_ssl, free_port, make_tls, produce_request, run_upstream
+from micro import client_ssl, free_port, make_tls, produce_request, run_upstream, start_edge
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,35 +80,6 @@ async def churn_round(port: int, conns: int, parallel: int,
 
     await asyncio.gather(*(one(k) for k in range(conns)))
     return ok
-
-
-def start_edge(work: Path, listen: int, upstream: int, tls: dict[str, str] | None,
-               src: str, env_extra: dict[str, str], log_level: str = "warning",
-               ) -> subprocess.Popen[bytes]:
-    cfg = work / f"churn-{listen}.yaml"
-    up_tls = f", tls: {{ca_file: '{tls['ca']}'}}" if tls else ""
-    edge_tls = (f", tls: {{certificates: [{{cert_file: '{tls['cert']}', "
-                f"key_file: '{tls['key']}'}}]}}" if tls else "")
-    cfg.write_text(
-        "clusters:\n  - name: m\n"
-        f"    upstream: {{bootstrap_servers: ['127.0.0.1:{upstream}']{up_tls}}}\n"
-        f"    port_routing: {{bind_host: 127.0.0.1, bootstrap_port: {listen}, "
-        f"broker_port_base: {listen + 1}, node_id_min: 1, node_id_max: 1, "
-        f"advertised_host: 127.0.0.1{edge_tls}}}\n"
-        f"observability: {{http_bind: '127.0.0.1:{listen + 5}', log_level: {log_level}}}\n")
-    env = {**os.environ, "PYTHONPATH": src, **env_extra}
-    proc = subprocess.Popen([sys.executable, "-m", "kafka_edge.cli", "run", "--config", str(cfg)],
-                            env=env)
-    import socket
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("kafka-edge did not start")
 
 
 def run(rounds: int, conns: int, parallel: int, plain: bool, src: str,

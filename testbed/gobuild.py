@@ -27,7 +27,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from testbed import CACHE_DIR, REPO_ROOT
@@ -128,6 +128,34 @@ def binary_path(name: str, source_dir: Path | None = None) -> Path:
     return BIN_DIR / f"{name}-{source_hash(src)}"
 
 
+def run_go(argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float,
+           what: str) -> None:
+    """Run a ``go`` command (``argv[0]`` is ``go``); :class:`GoBuildError` with the end of its
+    output when it fails or takes more than ``timeout`` seconds (``what`` names it there)."""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise GoBuildError(f"{what} took more than {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise GoBuildError(f"{what} failed (exit {proc.returncode}, {argv[0]}):\n"
+                           f"{(proc.stdout + proc.stderr)[-4000:]}")
+
+
+def make_once(name: str, out: Path, make: Callable[[Path], None]) -> Path:
+    """``out`` when it exists; otherwise ``make(go)`` (``go``: :func:`find_go`), which must create
+    ``out``, under a lock file per ``name`` in :data:`BIN_DIR` so that concurrent test processes
+    make it once. Used for :func:`build` and :func:`testbed.gotools.install`."""
+    if out.is_file():
+        return out
+    BIN_DIR.mkdir(parents=True, exist_ok=True)
+    with (BIN_DIR / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_file():
+            make(find_go())
+    return out
+
+
 def build(name: str, *, source_dir: Path | None = None, timeout: float = BUILD_TIMEOUT) -> Path:
     """Build ``testbed/go/<name>`` unless a binary of the same sources exists; its path.
 
@@ -137,59 +165,53 @@ def build(name: str, *, source_dir: Path | None = None, timeout: float = BUILD_T
     if not (src / "go.mod").is_file():
         raise FileNotFoundError(f"no Go program at {src} (no go.mod)")
     out = binary_path(name, src)
-    if out.is_file():
-        return out
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    with (BIN_DIR / f".{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if out.is_file():
-            return out
-        go = find_go()
+
+    def make(go: Path) -> None:
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         argv = [str(go), "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."]
         try:
-            proc = subprocess.run(
-                argv, cwd=src, env=go_env(go), capture_output=True, text=True,
-                timeout=timeout, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
+            run_go(argv, cwd=src, env=go_env(go), timeout=timeout, what=f"go build of {name}")
+        except GoBuildError:
             tmp.unlink(missing_ok=True)
-            raise GoBuildError(f"go build of {name} took more than {timeout:.0f} s") from exc
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise GoBuildError(
-                f"go build of {name} failed (exit {proc.returncode}, {go}):\n"
-                f"{(proc.stdout + proc.stderr)[-4000:]}"
-            )
+            raise
         tmp.replace(out)
         for old in BIN_DIR.glob(f"{name}-*"):
             if old != out and len(old.name) == len(out.name):
                 old.unlink(missing_ok=True)
-    return out
+
+    return make_once(name, out, make)
+
+
+def cli(argv: list[str], *, prog: str, names: Sequence[str], path: Callable[[str], Path],
+        make: Callable[[str], Path]) -> int:
+    """The command line of this module and :mod:`testbed.gotools`: ``[--check] [NAME ...]``
+    makes each NAME (default: ``names``) with ``make`` (with ``--check`` only tests that
+    ``path(NAME)`` exists) and prints the paths. Exit 0 on success, 1 when ``--check`` finds one
+    missing or making one fails, 2 when there is no Go toolchain (messages start with ``prog``)."""
+    check = "--check" in argv
+    chosen = [a for a in argv if a != "--check"] or names
+    try:
+        for name in chosen:
+            if check:
+                out = path(name)
+                if not out.is_file():
+                    return 1
+            else:
+                out = make(name)
+            print(out)
+    except GoMissing as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except (GoBuildError, OSError, KeyError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    """``[--check] [NAME ...]``: build (or with ``--check`` only test that the binaries of the
-    current sources exist) and print their paths. Exit 0 on success, 1 when ``--check`` finds one
-    missing or a build fails, 2 when there is no Go toolchain."""
-    check = "--check" in argv
-    names = [a for a in argv if a != "--check"] or programs()
-    try:
-        for name in names:
-            if check:
-                path = binary_path(name)
-                if not path.is_file():
-                    return 1
-            else:
-                path = build(name)
-            print(path)
-    except GoMissing as exc:
-        print(f"gobuild: {exc}", file=sys.stderr)
-        return 2
-    except (GoBuildError, OSError) as exc:
-        print(f"gobuild: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """``[--check] [NAME ...]`` (see :func:`cli`): build every program named (default: all) or,
+    with ``--check``, test that the binaries of their current sources exist."""
+    return cli(argv, prog="gobuild", names=programs(), path=binary_path, make=build)
 
 
 if __name__ == "__main__":

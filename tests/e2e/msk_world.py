@@ -28,14 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import trustme
 from testbed import dnsmasq, msk, netns
 
 from .edge import EdgeProcess
+from .sni_front import A_PORT, B_PORT, LB_PORT, edge_certificates, edge_config, front, sni_routing
 
-LB_PORT = 9098
-A_PORT, B_PORT = 19098, 29098
-A_HTTP, B_HTTP = 19180, 29180
 VPN_NET = "198.18.3"
 ORDERS_REGION, PAYMENTS_REGION = "us-east-1", "eu-west-1"
 ORDERS_ID, PAYMENTS_ID = "a1b2c3d4-5", "f9e8d7c6b5"
@@ -71,51 +68,26 @@ class World:
 def _edge_config(work: Path, orders: msk.MskCluster, payments: msk.MskCluster, port: int,
                  http: int) -> dict[str, Any]:
     orders_suffix = orders.names[1].split("-", 1)[1]  # "<id>.c1.kafka-serverless.<region>..."
-    return {
-        "listeners": [{
-            "name": "edge", "bind": f"0.0.0.0:{port}",
-            "tls": {"certificates": [
-                {"cert_file": str(work / f"{n}.pem"), "key_file": str(work / f"{n}.key")}
-                for n in ("orders", "payments")]},
-        }],
-        "clusters": [
-            {"name": "orders",
-             "upstream": {"bootstrap_servers": orders.bootstrap_servers,
-                          "tls": {"ca_file": orders.ca_file()},
-                          "broker_name_pattern": f"b{{n}}-{orders_suffix}:{msk.IAM_PORT}",
-                          # narrowed to the cluster's own names (the pattern's are allowed)
-                          "allowed_hosts": [orders.bootstrap_host]},
-             "aws_region": ORDERS_REGION,
-             "sni_routing": {"listener": "edge", "bootstrap_host": ORDERS["boot"],
-                             "broker_host_pattern": ORDERS["pattern"],
-                             "advertised_port": LB_PORT}},
-            {"name": "payments",
-             "upstream": {"bootstrap_servers": payments.bootstrap_servers,
-                          "tls": {"ca_file": payments.ca_file()},
-                          "broker_address_pattern":
-                              f"b-{{node}}.{payments.domain}:{msk.IAM_PORT}"},
-             "aws_region": PAYMENTS_REGION,
-             "sni_routing": {"listener": "edge", "bootstrap_host": PAYMENTS["boot"],
-                             "broker_host_pattern": PAYMENTS["pattern"],
-                             "advertised_port": LB_PORT}},
-        ],
-        "observability": {"http_bind": f"127.0.0.1:{http}"},
-    }
+    return edge_config(work, port, http, [
+        {"name": "orders",
+         "upstream": {"bootstrap_servers": orders.bootstrap_servers,
+                      "tls": {"ca_file": orders.ca_file()},
+                      "broker_name_pattern": f"b{{n}}-{orders_suffix}:{msk.IAM_PORT}",
+                      # narrowed to the cluster's own names (the pattern's are allowed)
+                      "allowed_hosts": [orders.bootstrap_host]},
+         "aws_region": ORDERS_REGION,
+         "sni_routing": sni_routing(ORDERS)},
+        {"name": "payments",
+         "upstream": {"bootstrap_servers": payments.bootstrap_servers,
+                      "tls": {"ca_file": payments.ca_file()},
+                      "broker_address_pattern": f"b-{{node}}.{payments.domain}:{msk.IAM_PORT}"},
+         "aws_region": PAYMENTS_REGION,
+         "sni_routing": sni_routing(PAYMENTS)},
+    ])
 
 
-def _haproxy_config(work: Path) -> Path:
-    """TCP mode; by the TLS server name: bootstrap names to A, broker names to B."""
-    path = work / "haproxy.cfg"
-    path.write_text(f"""global
-    maxconn 2000
-defaults
-    mode tcp
-    timeout connect 3s
-    timeout client 1h
-    timeout server 1h
-frontend kafka_edge
-    bind 0.0.0.0:{LB_PORT}
-    tcp-request inspect-delay 5s
+# by the TLS server name: bootstrap names to A, broker names to B
+HAPROXY_RULES = f"""    tcp-request inspect-delay 5s
     tcp-request content accept if {{ req_ssl_hello_type 1 }}
     use_backend bootstrap if {{ req_ssl_sni -m beg boot. }}
     default_backend brokers
@@ -123,8 +95,7 @@ backend bootstrap
     server a 127.0.0.1:{A_PORT}
 backend brokers
     server b 127.0.0.1:{B_PORT}
-""")
-    return path
+"""
 
 
 def _dns_records(work: Path) -> str:
@@ -156,8 +127,6 @@ def msk_world(work: Path) -> Iterator[World]:
     """The whole topology of the module docstring, removed (every process in it) on exit."""
     topo = netns.create_topology("msk")
     clusters: list[msk.MskCluster] = []
-    edges: dict[str, EdgeProcess] = {}
-    haproxy: subprocess.Popen[bytes] | None = None
     dns: dnsmasq.Dnsmasq | None = None
     try:
         vpn = topo.add_client_network("vpn", VPN_NET)
@@ -180,38 +149,24 @@ def msk_world(work: Path) -> Iterator[World]:
                                  ips=payments_ips, netns=topo.cluster,
                                  add_hosts=add_hosts)
         clusters.append(payments)
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(work / "edge-ca.pem"))
-        for name in ("orders", "payments"):
-            cert = ca.issue_cert(f"*.{name}.example.com")
-            cert.private_key_pem.write_to_path(str(work / f"{name}.key"))
-            (work / f"{name}.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
-        for label, port, http in (("a", A_PORT, A_HTTP), ("b", B_PORT, B_HTTP)):
-            edges[label] = EdgeProcess(_edge_config(work, orders, payments, port, http), work,
-                                       name=f"edge-{label}", netns=topo.edge).start()
-        haproxy = topo.popen("edge", ["haproxy", "-db", "-f", str(_haproxy_config(work))],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        records = _dns_records(work)
-        dns = dnsmasq.Dnsmasq.start(
-            topo.client, topo.client_ip, work / "dnsmasq.log",
-            addresses={"orders.example.com": topo.edge_client_ip,
-                       "payments.example.com": topo.edge_client_ip},
-            txt=txt_records(records))
-        topo.set_resolver("client", topo.client_ip)
-        topo.add_hosts(vpn, {name: f"{VPN_NET}.1" for name in (
-            ORDERS["boot"], PAYMENTS["boot"], *(f"b-{n}.orders.example.com" for n in
-                                                NUMBERS.values()),
-            *(f"b-{n}.payments.example.com" for n in payments_ips))})
-        yield World(topo, vpn, orders, payments, str(work / "edge-ca.pem"), work, edges, dns,
-                    records)
+        ca = edge_certificates(work)
+        with front(topo, work, lambda port, http: _edge_config(work, orders, payments, port, http),
+                   HAPROXY_RULES) as edges:
+            records = _dns_records(work)
+            dns = dnsmasq.Dnsmasq.start(
+                topo.client, topo.client_ip, work / "dnsmasq.log",
+                addresses={"orders.example.com": topo.edge_client_ip,
+                           "payments.example.com": topo.edge_client_ip},
+                txt=txt_records(records))
+            topo.set_resolver("client", topo.client_ip)
+            topo.add_hosts(vpn, {name: f"{VPN_NET}.1" for name in (
+                ORDERS["boot"], PAYMENTS["boot"], *(f"b-{n}.orders.example.com" for n in
+                                                    NUMBERS.values()),
+                *(f"b-{n}.payments.example.com" for n in payments_ips))})
+            yield World(topo, vpn, orders, payments, str(ca), work, edges, dns, records)
     finally:
         if dns is not None:
             dns.stop()
-        if haproxy is not None:
-            haproxy.terminate()
-            haproxy.wait(10)
-        for proc in edges.values():
-            proc.stop()
         for cluster in clusters:
             cluster.kafka.stop()
         topo.destroy()

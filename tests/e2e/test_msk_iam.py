@@ -21,7 +21,6 @@ from testbed.clients import ClientError, ClientJob, ClientSecurity, consume_job,
 from testbed.gobuild import GoMissing, build
 
 from .msk_world import (
-    LB_PORT,
     NUMBERS,
     ORDERS,
     ORDERS_BOOT,
@@ -34,6 +33,7 @@ from .msk_world import (
     txt_records,
     unavailable_reason,
 )
+from .sni_front import LB_PORT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 

@@ -23,18 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from testbed import netns
 from testbed.clients import ClientError, ClientSecurity, consume, produce
 from testbed.cluster import KafkaCluster, java_classpath
 
 from .edge import EdgeProcess
+from .sni_front import (
+    A_HTTP,
+    A_PORT,
+    B_HTTP,
+    B_PORT,
+    LB_PORT,
+    edge_certificates,
+    edge_config,
+    front,
+    sni_routing,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
-LB_PORT = 9098
-A_PORT, B_PORT = 19098, 29098
-A_HTTP, B_HTTP = 19180, 29180
 CLIENT2_NET = "198.18.3"
 PROBE = str(Path(__file__).with_name("tls_probe.py"))
 
@@ -51,86 +58,42 @@ class World:
     ca: Path
     work: Path
     edges: dict[str, EdgeProcess]
-    haproxy: subprocess.Popen[bytes]
 
     def security(self, mechanism: str = "SCRAM-SHA-512") -> ClientSecurity:
         return ClientSecurity(protocol="SASL_SSL", ca_file=str(self.ca), mechanism=mechanism,
                               username="alice", password=self.orders.users["alice"])
 
 
-def _add_client_network(topo: netns.Topology) -> str:
-    """A second client network (on-premises over VPN) joined to the edge namespace."""
-    name = topo.client.removesuffix("-client") + "-client2"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    (netns.NETNS_ETC / name).mkdir(parents=True, exist_ok=True)
-    netns.run_in(name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
-    for argv in (
-        ["ip", "-n", name, "link", "set", "lo", "up"],
-        ["ip", "-n", name, "link", "add", "veth-edge", "type", "veth", "peer", "name",
-         "veth-client2", "netns", topo.edge],
-        ["ip", "-n", name, "addr", "add", f"{CLIENT2_NET}.2/24", "dev", "veth-edge"],
-        ["ip", "-n", name, "link", "set", "veth-edge", "up"],
-        ["ip", "-n", topo.edge, "addr", "add", f"{CLIENT2_NET}.1/24", "dev", "veth-client2"],
-        ["ip", "-n", topo.edge, "link", "set", "veth-client2", "up"],
-    ):
-        subprocess.run(argv, check=True)
-    return name
-
-
 def _names(cfg: dict[str, str], nodes: list[int], ip: str) -> dict[str, str]:
     return {cfg["boot"]: ip, **{cfg["pattern"].format(node=n): ip for n in nodes}}
 
 
-def _edge_config(world_ca: trustme.CA, work: Path, orders: KafkaCluster, payments: KafkaCluster,
-                 port: int, http: int) -> dict[str, Any]:
-    return {
-        "listeners": [{
-            "name": "edge", "bind": f"0.0.0.0:{port}",
-            "tls": {"certificates": [
-                {"cert_file": str(work / "orders.pem"), "key_file": str(work / "orders.key")},
-                {"cert_file": str(work / "payments.pem"), "key_file": str(work / "payments.key")},
-            ]},
-        }],
-        "clusters": [
-            {"name": "orders",
-             "upstream": {"bootstrap_servers": orders.bootstrap("SASL_SSL").split(","),
-                          "tls": {"ca_file": orders.ca_file},
-                          "discovery": {"sasl": {"mechanism": "SCRAM-SHA-512",
-                                                 "username": "admin",
-                                                 "password_env": "ORDERS_DISCOVERY_PASSWORD"}}},
-             "aws_region": "eu-west-1",
-             "sni_routing": {"listener": "edge", "bootstrap_host": ORDERS["boot"],
-                             "broker_host_pattern": ORDERS["pattern"], "advertised_port": LB_PORT}},
-            {"name": "payments",
-             "upstream": {"bootstrap_servers": payments.bootstrap("SSL").split(","),
-                          "tls": {"ca_file": payments.ca_file}},
-             "sni_routing": {"listener": "edge", "bootstrap_host": PAYMENTS["boot"],
-                             "broker_host_pattern": PAYMENTS["pattern"],
-                             "advertised_port": LB_PORT}},
-        ],
-        "observability": {"http_bind": f"127.0.0.1:{http}"},
-    }
+def _edge_config(work: Path, orders: KafkaCluster, payments: KafkaCluster, port: int,
+                 http: int) -> dict[str, Any]:
+    return edge_config(work, port, http, [
+        {"name": "orders",
+         "upstream": {"bootstrap_servers": orders.bootstrap("SASL_SSL").split(","),
+                      "tls": {"ca_file": orders.ca_file},
+                      "discovery": {"sasl": {"mechanism": "SCRAM-SHA-512",
+                                             "username": "admin",
+                                             "password_env": "ORDERS_DISCOVERY_PASSWORD"}}},
+         "aws_region": "eu-west-1",
+         "sni_routing": sni_routing(ORDERS)},
+        {"name": "payments",
+         "upstream": {"bootstrap_servers": payments.bootstrap("SSL").split(","),
+                      "tls": {"ca_file": payments.ca_file}},
+         "sni_routing": sni_routing(PAYMENTS)},
+    ])
 
 
-def _haproxy_config(work: Path) -> Path:
-    path = work / "haproxy.cfg"
-    path.write_text(f"""global
-    maxconn 2000
-defaults
-    mode tcp
-    timeout connect 3s
-    timeout client 1h
-    timeout server 1h
-frontend kafka_edge
-    bind 0.0.0.0:{LB_PORT}
-    default_backend instances
+# both instances serve everything, while HAProxy finds them ready
+HAPROXY_RULES = f"""    default_backend instances
 backend instances
     balance roundrobin
     option httpchk GET /readyz
     server a 127.0.0.1:{A_PORT} check port {A_HTTP} inter 500 fall 2 rise 1
     server b 127.0.0.1:{B_PORT} check port {B_HTTP} inter 500 fall 2 rise 1
-""")
-    return path
+"""
 
 
 @pytest.fixture(scope="module")
@@ -140,12 +103,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("sni")
     topo = netns.create_topology("sni")
-    client2 = ""
     clusters: list[KafkaCluster] = []
-    edges: dict[str, EdgeProcess] = {}
-    haproxy: subprocess.Popen[bytes] | None = None
     try:
-        client2 = _add_client_network(topo)
+        client2 = topo.add_client_network("client2", CLIENT2_NET)
         private = {"kafka.orders.internal": topo.cluster_ip,
                    "kafka.payments.internal": topo.cluster_ip}
         topo.add_hosts("cluster", private)
@@ -158,36 +118,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                       advertised_host="kafka.payments.internal",
                                       netns=topo.cluster, security=("PLAINTEXT", "SSL"))
         clusters.append(payments)
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(work / "edge-ca.pem"))
-        for name in ("orders", "payments"):
-            cert = ca.issue_cert(f"*.{name}.example.com")
-            cert.private_key_pem.write_to_path(str(work / f"{name}.key"))
-            (work / f"{name}.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+        ca = edge_certificates(work)
         env = {"ORDERS_DISCOVERY_PASSWORD": orders.users["admin"]}
-        for label, port, http in (("a", A_PORT, A_HTTP), ("b", B_PORT, B_HTTP)):
-            edges[label] = EdgeProcess(_edge_config(ca, work, orders, payments, port, http),
-                                       work, name=f"edge-{label}", netns=topo.edge,
-                                       env=env).start()
-        haproxy = topo.popen("edge", ["haproxy", "-db", "-f", str(_haproxy_config(work))],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        edge_names = {**_names(ORDERS, orders.node_ids, topo.edge_client_ip),
-                      **_names(PAYMENTS, payments.node_ids, topo.edge_client_ip)}
-        topo.add_hosts("client", edge_names)
-        topo.add_hosts(client2, {k: f"{CLIENT2_NET}.1" for k in edge_names})
-        topo.add_hosts("edge", {k: "127.0.0.1" for k in edge_names})
-        _wait_haproxy(topo)
-        yield World(topo, client2, orders, payments, work / "edge-ca.pem", work, edges, haproxy)
+        with front(topo, work, lambda port, http: _edge_config(work, orders, payments, port, http),
+                   HAPROXY_RULES, env=env) as edges:
+            edge_names = {**_names(ORDERS, orders.node_ids, topo.edge_client_ip),
+                          **_names(PAYMENTS, payments.node_ids, topo.edge_client_ip)}
+            topo.add_hosts("client", edge_names)
+            topo.add_hosts(client2, {k: f"{CLIENT2_NET}.1" for k in edge_names})
+            topo.add_hosts("edge", {k: "127.0.0.1" for k in edge_names})
+            _wait_haproxy(topo)
+            yield World(topo, client2, orders, payments, ca, work, edges)
     finally:
-        if haproxy is not None:
-            haproxy.terminate()
-            haproxy.wait(10)
-        for proc in edges.values():
-            proc.stop()
         for cluster in clusters:
             cluster.stop()
-        if client2:
-            netns.delete_namespace(client2)
         topo.destroy()
 
 
