@@ -437,6 +437,10 @@ def main() -> int:
                                                   "(the last round's run is kept)")
     args = ap.parse_args()
     kinds = args.kinds.split(",")
+    if "baseline" in kinds and not (args.baseline_src
+                                    and (Path(args.baseline_src) / "kafka_edge").is_dir()):
+        # else the baseline would silently import this tree's installed package
+        ap.error(f"--baseline-src {args.baseline_src!r} holds no kafka_edge package")
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         tls = make_tls(Path(tmp)) if args.tls else None

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.stream import RequestStream, ResponseStream
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.response_stream import ResponseStream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "unit" / "relay"))
 from test_stream_pairing import (

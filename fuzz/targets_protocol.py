@@ -29,13 +29,15 @@ from kafka_edge.protocol.peeks import (
     sasl_handshake_v0_succeeded,
 )
 from kafka_edge.protocol.primitives import skip_tagged_section
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.response_stream import ResponseStream
 from kafka_edge.protocol.sasl_v0 import (
     FOLLOWED_MECHANISMS,
     SaslV0Exchange,
     handshake_mechanism,
     handshake_refusal,
 )
-from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+from kafka_edge.protocol.stream import ConnectionState
 
 MAX_FRAME = 1 << 16
 REWRITE_CASES = [(key, v) for key in sorted(REWRITTEN_APIS)

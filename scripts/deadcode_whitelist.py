@@ -7,7 +7,8 @@ no longer flag fails the check (remove it then). Not meant to be run.
 
 # ruff: noqa: B018, F821 (bare attribute expressions on an undefined `_`: vulture's format)
 
-# asyncio calls these protocol callbacks (relay/connection.py: asyncio.BufferedProtocol)
+# asyncio calls these protocol callbacks (relay/connection.py, relay/read_buffer.py:
+# asyncio.BufferedProtocol)
 _.get_buffer
 _.sizehint  # get_buffer(sizehint): the callback's signature, the hint is not needed
 _.connection_made

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kafka_edge.relay.connection import Phase, ProxyConnection
+from kafka_edge.relay.connection import ProxyConnection
+from kafka_edge.relay.phases import Phase
 from kafka_edge.relay.status_snapshot import port_listener_name
 
 if TYPE_CHECKING:

@@ -1,45 +1,15 @@
-"""One proxied connection, from accept to close: its phases, the events that move it, the relay.
-
-The phases and every transition between them (``TRANSITIONS``; a test checks this list
-against the table)::
-
-    accepted  --routed-->              dialling
-    accepted  --close-->               closed
-    dialling  --upstream_connected-->  relaying
-    dialling  --close-->               closed
-    relaying  --drain-->               draining
-    relaying  --close-->               closed
-    draining  --drained-->             finishing
-    draining  --close-->               closed
-    finishing --close-->               closed
-    closed    --upstream_connected-->  closed
-
-``accepted``: the client's transport is up (after the TLS handshake on TLS ports; on SNI listeners
-``relay/accept.py`` has already read the ClientHello, routed the name and chosen the certificate).
-``dialling``: the client's socket is not read (the kernel buffers what it sends) while
-``ClusterRuntime.dial`` connects to the broker, checking the address policy first. ``relaying``:
-bytes flow through a ``RequestStream`` (client -> broker) and a ``ResponseStream`` (broker ->
-client); when one side's write buffer is full the other side's reads pause, so memory stays bounded
-when a peer reads slowly. ``draining`` (the proxy is shutting down): no request is taken after the
-frame in progress (later ones are read and dropped: never forwarded, so the client resends them
-elsewhere), until every answer to what reached the broker has been written whole and has left the
-proxy's buffers. ``finishing``: on TCP the client's side is half-closed (FIN after the last byte)
-and the proxy reads on until the client closes, so no unread input turns the close into a reset
-that would discard answers still in the kernel's send buffer; on TLS the transport's own shutdown
-(close_notify) does the same. The drain deadline aborts whatever is left. ``closed``: both
-transports closed (what was queued is flushed first); an upstream connection that completes after
-the client left is closed at once.
+"""One proxied connection, from accept to close: the events that move it through its phases
+(relay/phases.py), and the relay.
 
 Events are the ``on_*`` methods (and the transports' callbacks, which call them); phases change
 only through ``_to``, and an event that has no transition in the current phase is a bug:
 ``_illegal`` logs it and closes the connection. The hot path (``buffer_updated`` on both
-sockets) moves no phase and keeps its zero-copy reads.
+sockets) moves no phase and keeps its zero-copy reads (relay/read_buffer.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import itertools
 import logging
 import os
@@ -49,7 +19,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.response_stream import ResponseStream
+from kafka_edge.protocol.stream import ConnectionState
+from kafka_edge.relay.phases import TRANSITIONS, Phase
+from kafka_edge.relay.read_buffer import READ_BUFFER, SharedBufferReader
 from kafka_edge.routing.directory import shorten
 
 if TYPE_CHECKING:
@@ -65,31 +39,8 @@ def next_conn_id() -> str:
     return f"{os.getpid()}-{next(_ids)}"
 
 
-class Phase(enum.Enum):
-    ACCEPTED = "accepted"
-    DIALLING = "dialling"
-    RELAYING = "relaying"
-    DRAINING = "draining"
-    FINISHING = "finishing"
-    CLOSED = "closed"
-
-
 _A, _D, _R, _DR, _C = Phase.ACCEPTED, Phase.DIALLING, Phase.RELAYING, Phase.DRAINING, Phase.CLOSED
 _F = Phase.FINISHING
-
-# (phase, event) -> the next phase: every change of phase, in one table.
-TRANSITIONS: dict[tuple[Phase, str], Phase] = {
-    (_A, "routed"): _D,
-    (_A, "close"): _C,
-    (_D, "upstream_connected"): _R,
-    (_D, "close"): _C,
-    (_R, "drain"): _DR,
-    (_R, "close"): _C,
-    (_DR, "drained"): _F,
-    (_DR, "close"): _C,
-    (_F, "close"): _C,
-    (_C, "upstream_connected"): _C,
-}
 
 # Route resolution: given a just-accepted client transport, which cluster and which target
 # (None = bootstrap, int = broker node id). Returning None refuses the connection.
@@ -105,44 +56,7 @@ WRITE_HIGH = 1 << 20
 WRITE_LOW = 256 << 10
 
 
-READ_SIZE = 256 << 10
-
-
-class _ReadBuffer:
-    """The one read buffer of this process's event loop, shared by every socket.
-
-    Sockets are read with ``asyncio.BufferedProtocol``: the kernel copies straight into this
-    buffer and the frame streams forward views of it, so a read costs no allocation and no
-    copy into a fresh ``bytes`` (the event loop would otherwise make one per read). That is
-    safe because a read is handled to completion before the next one starts, and a view handed
-    to a transport that could not send it at once stays referenced by that transport's queue:
-    then ``renew`` gives later reads a new buffer and the old one lives until the queue drains.
-    """
-
-    __slots__ = ("buf", "view")
-
-    def __init__(self) -> None:
-        self.buf = bytearray(READ_SIZE)
-        self.view = memoryview(self.buf)
-
-    def renew(self) -> None:
-        self.buf = bytearray(READ_SIZE)
-        self.view = memoryview(self.buf)
-
-
-_READ = _ReadBuffer()
-
-
-class _SharedBufferReader(asyncio.BufferedProtocol):
-    """Both sockets of every connection read into ``_READ``."""
-
-    __slots__ = ()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _READ.view  # a view: asyncio's TLS layer writes records into slices of it
-
-
-class _Side(_SharedBufferReader):
+class _Side(SharedBufferReader):
     """One socket of a proxied connection; hands everything to the owning ``ProxyConnection``."""
 
     __slots__ = ("conn", "transport")
@@ -161,7 +75,7 @@ class UpstreamSide(_Side):
         transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
 
     def buffer_updated(self, nbytes: int) -> None:
-        read = _READ
+        read = READ_BUFFER
         conn = self.conn
         conn.bytes_down += nbytes
         try:
@@ -196,7 +110,7 @@ class UpstreamSide(_Side):
         self.conn.resume_client_reading(_HOLD_FLOW)
 
 
-class ProxyConnection(_SharedBufferReader):
+class ProxyConnection(SharedBufferReader):
     """The client-facing protocol; owns the upstream side, both frame streams and the phase."""
 
     def __init__(
@@ -359,7 +273,7 @@ class ProxyConnection(_SharedBufferReader):
         self.resume_client_reading(_HOLD_DIAL)
 
     def buffer_updated(self, nbytes: int) -> None:
-        read = _READ
+        read = READ_BUFFER
         requests = self.requests
         if requests is None:  # dialling (the streams exist from relaying on): keep a copy
             self._early.append(bytes(read.view[:nbytes]))
@@ -375,14 +289,14 @@ class ProxyConnection(_SharedBufferReader):
         try:
             requests.feed(data)
         except ProtocolError as exc:
-            _READ.renew()  # close() flushes what was queued, maybe views of the buffer
+            READ_BUFFER.renew()  # close() flushes what was queued, maybe views of the buffer
             self.fail(f"bad frame from client: {exc}", kind="client_protocol")
             return
         if len(self.state.in_flight) >= self._max_in_flight:
             self._over_in_flight_limit()
         up = self.upstream.transport
         if up is not None and up.get_write_buffer_size():  # a view of the buffer is queued
-            _READ.renew()
+            READ_BUFFER.renew()
 
     def eof_received(self) -> bool | None:
         if self.phase is _F:

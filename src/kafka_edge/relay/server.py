@@ -24,7 +24,8 @@ from kafka_edge.observability.metrics import Metrics
 from kafka_edge.relay.accept import SniAcceptor
 from kafka_edge.relay.bindings import Binding, binding_names, binding_spec, drain, file_stamp
 from kafka_edge.relay.cluster import ClusterRuntime
-from kafka_edge.relay.connection import Phase, ProxyConnection, Route
+from kafka_edge.relay.connection import ProxyConnection, Route
+from kafka_edge.relay.phases import Phase
 from kafka_edge.relay.proxy_protocol import Origin, PortAcceptor, ProxyGate, serve_all
 from kafka_edge.relay.readiness import ClusterProbe
 from kafka_edge.relay.status_snapshot import build_snapshot, port_listener_name

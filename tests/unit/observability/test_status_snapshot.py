@@ -15,7 +15,7 @@ from tests.e2e.edge import free_port, free_port_block
 
 from kafka_edge.config import parse_config
 from kafka_edge.observability.status import StatusSnapshot
-from kafka_edge.relay.connection import Phase
+from kafka_edge.relay.phases import Phase
 from kafka_edge.relay.server import Proxy
 from kafka_edge.relay.status_snapshot import build_snapshot, port_listener_name
 

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from relay_fakes import FakeCluster
 
-import kafka_edge.relay.connection as connection_module
+import kafka_edge.relay.phases as phases_module
 from kafka_edge.relay.accept import Admission, Refusal, admit
-from kafka_edge.relay.connection import TRANSITIONS, Phase, ProxyConnection
+from kafka_edge.relay.connection import ProxyConnection
+from kafka_edge.relay.phases import TRANSITIONS, Phase
+from kafka_edge.relay.read_buffer import READ_BUFFER
 from kafka_edge.tls.clienthello import ALERT_HANDSHAKE_FAILURE, ALERT_UNRECOGNIZED_NAME, ClientHello
 
 
@@ -122,12 +124,12 @@ class Playbook:
         await self.settle()
 
     def client_sends(self, data: bytes) -> None:
-        read = connection_module._READ
+        read = READ_BUFFER
         read.view[:len(data)] = data
         self.conn.buffer_updated(len(data))
 
     def broker_sends(self, data: bytes) -> None:
-        read = connection_module._READ
+        read = READ_BUFFER
         read.view[:len(data)] = data
         self.conn.upstream.buffer_updated(len(data))
 
@@ -139,7 +141,7 @@ def run(scenario: Callable[[Playbook], Coroutine[Any, Any, None]]) -> None:
 
 
 def test_the_docstring_diagram_is_the_transition_table() -> None:
-    doc = connection_module.__doc__ or ""
+    doc = phases_module.__doc__ or ""
     drawn = {(Phase(a), event, Phase(b))
              for a, event, b in re.findall(r"^\s+(\w+)\s+--(\w+)-->\s+(\w+)\s*$", doc, re.M)}
     assert drawn == {(a, event, b) for (a, event), b in TRANSITIONS.items()}

@@ -24,8 +24,9 @@ import trustme
 import uvloop
 from relay_fakes import FakeCluster
 
-from kafka_edge.relay import connection as relay_connection
-from kafka_edge.relay.connection import Phase, ProxyConnection
+from kafka_edge.relay.connection import ProxyConnection
+from kafka_edge.relay.phases import Phase
+from kafka_edge.relay.read_buffer import READ_BUFFER
 
 
 def request(api_key: int, version: int, corr: int, body: bytes) -> bytes:
@@ -91,7 +92,7 @@ async def _accepted(registry: set[ProxyConnection]) -> ProxyConnection:
 
 def _read_buffer() -> bytearray:
     """The shared read buffer's storage now (``renew`` replaces it with a new bytearray)."""
-    return relay_connection._READ.buf
+    return READ_BUFFER.buf
 
 
 def _stalled_peer_socket() -> socket.socket:

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_edge.protocol.errors import ProtocolError
-from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.response_stream import ResponseStream
+from kafka_edge.protocol.stream import ConnectionState
 
 MAX = 1 << 20
 SENTINEL = ("127.0.0.77", 4444)

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from kafka_edge.protocol import codec
 from kafka_edge.protocol.errors import ProtocolError
 from kafka_edge.protocol.messages import API_KEYS, FETCH_RESPONSE, PRODUCE_RESPONSE
-from kafka_edge.protocol.stream import ConnectionState, RequestStream, ResponseStream
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.response_stream import ResponseStream
+from kafka_edge.protocol.stream import ConnectionState
 
 MAX = 1 << 20
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from kafka_edge.protocol.stream import ConnectionState, RequestStream
-from kafka_edge.relay.connection import Phase
+from kafka_edge.protocol.request_stream import RequestStream
+from kafka_edge.protocol.stream import ConnectionState
+from kafka_edge.relay.phases import Phase
 from kafka_edge.relay.server import _stuck_client
 
 
