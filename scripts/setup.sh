@@ -95,32 +95,30 @@ else
   touch "$msk_iam/.complete"
 fi
 
+# go_step MODULE DONE DOING NO_GO: `python -m MODULE --check`, else `python -m MODULE`, whose
+# exit 2 (no Go toolchain) is a warning, not a failure
+go_step() {
+  if .venv/bin/python -m "$1" --check >/dev/null; then
+    say "$2"
+    return
+  fi
+  say "$3"
+  local rc=0
+  .venv/bin/python -m "$1" >/dev/null || rc=$?
+  if [ "$rc" = 2 ]; then
+    say "WARNING: $4"
+  elif [ "$rc" != 0 ]; then
+    exit 1
+  fi
+}
+
 # 5. Go test programs (testbed/go: sarama with SaslHandshake v0), built once into .cache/go-bin
 #    (modules and build cache in .cache/go; `go` from PATH or /usr/local/go/bin)
-if .venv/bin/python -m testbed.gobuild --check >/dev/null; then
-  say "Go test programs built"
-else
-  say "building Go test programs (testbed/go) into .cache/go-bin"
-  rc=0
-  .venv/bin/python -m testbed.gobuild >/dev/null || rc=$?
-  if [ "$rc" = 2 ]; then
-    say "WARNING: no Go toolchain (go on PATH or /usr/local/go/bin/go); tests needing it will skip"
-  elif [ "$rc" != 0 ]; then
-    exit 1
-  fi
-fi
+go_step testbed.gobuild "Go test programs built" \
+  "building Go test programs (testbed/go) into .cache/go-bin" \
+  "no Go toolchain (go on PATH or /usr/local/go/bin/go); tests needing it will skip"
 
 # 6. helm for the chart's tests (tests/deploy), `go install`ed once into .cache/go-bin
-if .venv/bin/python -m testbed.gotools --check >/dev/null; then
-  say "helm installed"
-else
-  say "installing helm (go install) into .cache/go-bin"
-  rc=0
-  .venv/bin/python -m testbed.gotools >/dev/null || rc=$?
-  if [ "$rc" = 2 ]; then
-    say "WARNING: no Go toolchain; the Helm chart tests will skip"
-  elif [ "$rc" != 0 ]; then
-    exit 1
-  fi
-fi
+go_step testbed.gotools "helm installed" "installing helm (go install) into .cache/go-bin" \
+  "no Go toolchain; the Helm chart tests will skip"
 say "done"

@@ -28,9 +28,7 @@ same as keyword arguments.
 from __future__ import annotations
 
 import base64
-import fcntl
 import functools
-import hashlib
 import json
 import os
 import re
@@ -43,11 +41,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from testbed import CACHE_DIR
 from testbed.cluster import netns_prefix
 from testbed.jvm import (
     DEFAULT_VERSION,
-    java_classpath,
+    JavacError,
+    compile_java,
     java_command,
     logging_works,
     major,
@@ -357,30 +355,10 @@ def _java_consume(job: ClientJob) -> list[Record]:
 
 def tx_producer_classes(version: str = JAVA_CLIENT_VERSION) -> Path:
     """Compile ``TxProducer.java`` (once per source and Kafka version); the class directory."""
-    src = TX_PRODUCER_SRC.read_bytes()
-    digest = hashlib.sha256(src + version.encode()).hexdigest()[:16]
-    out = CACHE_DIR / "testbed" / "java" / f"{version}-{digest}"
-    if (out / "TxProducer.class").exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (out.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (out / "TxProducer.class").exists():
-            return out
-        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        proc = subprocess.run(
-            ["javac", "-cp", java_classpath(version), "-d", str(tmp), str(TX_PRODUCER_SRC)],
-            capture_output=True,
-            check=False,
-            timeout=180,
-        )
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ClientError("javac TxProducer.java failed", stderr=proc.stderr.decode()[-4000:])
-        tmp.replace(out)
-    return out
+    try:
+        return compile_java("java", [TX_PRODUCER_SRC], version)
+    except JavacError as exc:
+        raise ClientError("javac TxProducer.java failed", stderr=str(exc)) from exc
 
 
 def produce_transactional(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.cluster import netns_prefix
+from testbed.procs import terminate
 
 DNSMASQ = "dnsmasq"
 
@@ -77,13 +78,7 @@ class Dnsmasq:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate([self.proc], timeout=10)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
 

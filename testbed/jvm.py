@@ -1,8 +1,9 @@
 """The JVM side of the test bed: Kafka's jars, the class path, JVM options and logging set-up,
-Java properties files, and the command line that starts a JVM on a Kafka version's class path.
+Java properties files, the command line that starts a JVM on a Kafka version's class path, and
+the test bed's own Java sources compiled once against it (:func:`compile_java`).
 
-Used by :mod:`testbed.cluster` (brokers, ``kafka.tools.StorageTool``) and :mod:`testbed.clients`
-(console clients, the transactional producer).
+Used by :mod:`testbed.cluster` (brokers, ``kafka.tools.StorageTool``), :mod:`testbed.clients`
+(console clients, the transactional producer) and :mod:`testbed.msk` (the brokers' IAM classes).
 
 - Jars: ``.cache/kafka/VERSION/libs`` (``make setup``); ``KAFKA_TESTBED_VERSION`` picks the
   default version (:data:`DEFAULT_VERSION`).
@@ -13,14 +14,22 @@ Used by :mod:`testbed.cluster` (brokers, ``kafka.tools.StorageTool``) and :mod:`
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shlex
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from testbed import CACHE_DIR
 
 DEFAULT_VERSION = os.environ.get("KAFKA_TESTBED_VERSION", "4.4.0")
+
+
+class JavacError(RuntimeError):
+    """javac refused test-bed sources (the message is the tail of its stderr)."""
 
 
 class ClusterError(RuntimeError):
@@ -217,6 +226,39 @@ def java_command(version: str, options: Sequence[str], log_config: Path,
         "-cp",
         os.pathsep.join([java_classpath(version), *extra_classpath]),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# test-bed Java sources, compiled once
+
+
+def compile_java(name: str, sources: Sequence[Path], version: str, *,
+                 javac_options: Sequence[str] = (), timeout: float = 180) -> Path:
+    """Compile ``sources`` against Kafka ``version``'s jars into
+    ``.cache/testbed/NAME/VERSION-DIGEST`` (once per source content, options and version; other
+    processes wait on a lock); the class directory. Raises :class:`JavacError`."""
+    digest = hashlib.sha256("\0".join([version, *javac_options]).encode())
+    for src in sources:
+        digest.update(b"\0" + src.name.encode() + b"\0" + src.read_bytes())
+    out = CACHE_DIR / "testbed" / name / f"{version}-{digest.hexdigest()[:16]}"
+    if out.is_dir():  # only a complete compilation is renamed to ``out``
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.is_dir():
+            return out
+        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        proc = subprocess.run(
+            ["javac", *javac_options, "-cp", java_classpath(version), "-d", str(tmp),
+             *map(str, sources)], capture_output=True, text=True, check=False, timeout=timeout)
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise JavacError(proc.stderr[-4000:])
+        tmp.replace(out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,11 +29,8 @@ Clients: :func:`java_iam_props` (aws-msk-iam-auth 2.3.6 from ``.cache/msk-iam``,
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +40,7 @@ from typing import Any, Literal
 
 from testbed import CACHE_DIR, REPO_ROOT
 from testbed.cluster import KafkaCluster, netns_prefix
-from testbed.jvm import DEFAULT_VERSION, java_classpath
+from testbed.jvm import DEFAULT_VERSION, JavacError, compile_java
 from testbed.layout import NodeLayout
 
 IAM_PORT = 9098
@@ -69,29 +66,11 @@ class MskUnavailable(RuntimeError):
 def iam_classes(version: str) -> Path:
     """Compile ``testbed/java/msk/*.java`` against Kafka ``version``'s jars (once per source
     and version); the class directory, for the brokers' class path."""
-    sources = sorted(JAVA_SOURCES.glob("*.java"))
-    digest = hashlib.sha256(version.encode())
-    for src in sources:
-        digest.update(src.name.encode() + b"\0" + src.read_bytes())
-    out = CACHE_DIR / "testbed" / "java-msk" / f"{version}-{digest.hexdigest()[:16]}"
-    if (out / "msk").is_dir():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (out.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (out / "msk").is_dir():
-            return out
-        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        proc = subprocess.run(
-            ["javac", "-Xlint:all", "-Werror", "-cp", java_classpath(version), "-d", str(tmp),
-             *map(str, sources)], capture_output=True, text=True, check=False, timeout=300)
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise MskUnavailable(f"javac testbed/java/msk failed:\n{proc.stderr[-4000:]}")
-        tmp.replace(out)
-    return out
+    try:
+        return compile_java("java-msk", sorted(JAVA_SOURCES.glob("*.java")), version,
+                            javac_options=["-Xlint:all", "-Werror"], timeout=300)
+    except JavacError as exc:
+        raise MskUnavailable(f"javac testbed/java/msk failed:\n{exc}") from exc
 
 
 def _jaas_options(region: str) -> str:
