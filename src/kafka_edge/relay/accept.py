@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from kafka_edge.protocol.proxy_header import NEED_DATA, NeedData
 from kafka_edge.relay.proxy_protocol import (
-    HeaderRefusal,
     Origin,
     ProxyGate,
     accept_forever,
     peek_until,
+    read_origin,
 )
 from kafka_edge.routing.directory import shorten
 from kafka_edge.tls.clienthello import (
@@ -130,16 +130,10 @@ class SniAcceptor:
 
     async def start(self, sock: socket.socket) -> None:
         listener = self.listener
-        origin = Origin(peer=_sock_peer(sock))
-        peer, note = origin.peer, ""
-        gate = self._proxy_gate()
-        if gate is not None:
-            passed = await gate.admit(sock)
-            if isinstance(passed, HeaderRefusal):
-                passed.report(self.metrics, listener.name)
-                sock.close()
-                return
-            origin, peer, note = passed, passed.client, passed.note
+        origin = await read_origin(self._proxy_gate(), sock, self.metrics, listener.name)
+        if origin is None:
+            return
+        peer, note = origin.client, origin.note
         where = {"peer": peer, "conn": origin.conn}
         timeout = listener.tls.handshake_timeout_s
         try:
@@ -180,14 +174,6 @@ class SniAcceptor:
         if self._gate is None or self._gate.settings is not settings:
             self._gate = ProxyGate(settings, f"TLS listener {self.listener.name}")
         return self._gate
-
-
-def _sock_peer(sock: socket.socket) -> str:
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        return "?"
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
 
 def _refuse(sock: socket.socket, description: int) -> None:

@@ -226,6 +226,20 @@ def _peer(sock: socket.socket) -> tuple[str, str]:
     return "", str(peer)
 
 
+async def read_origin(gate: ProxyGate | None, sock: socket.socket, metrics: Metrics,
+                      listener: str) -> Origin | None:
+    """Where a just-accepted ``sock`` comes from: its PROXY header when ``gate`` is on (a
+    refusal is reported on ``listener`` and the socket closed: None), else its peer."""
+    if gate is None:
+        return Origin(peer=_peer(sock)[1])
+    origin = await gate.admit(sock)
+    if isinstance(origin, HeaderRefusal):
+        origin.report(metrics, listener)
+        sock.close()
+        return None
+    return origin
+
+
 async def accept_forever(lsock: socket.socket, name: str, draining: Callable[[], bool],
                          start: Callable[[socket.socket], Coroutine[Any, Any, None]],
                          spawn: Spawn) -> None:
@@ -271,11 +285,8 @@ class PortAcceptor:
         await accept_forever(lsock, self.listener, self.draining, self.start, spawn)
 
     async def start(self, sock: socket.socket) -> None:
-        origin = (await self.gate.admit(sock) if self.gate is not None
-                  else Origin(peer=_peer(sock)[1]))
-        if isinstance(origin, HeaderRefusal):
-            origin.report(self.metrics, self.listener)
-            sock.close()
+        origin = await read_origin(self.gate, sock, self.metrics, self.listener)
+        if origin is None:
             return
         try:
             await asyncio.get_running_loop().connect_accepted_socket(

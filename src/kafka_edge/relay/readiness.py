@@ -75,9 +75,9 @@ class ClusterProbe:
                 self.last_error[name] = error
                 self._unreachable.persists(name, "cluster %s: bootstrap unreachable: %s",
                                            name, error)
-        for name in list(self.last_ok):
-            if name not in clusters:  # removed by a reload
-                del self.last_ok[name]
+        for name in (self.last_ok.keys() | self.last_error.keys()) - clusters.keys():
+            self.last_ok.pop(name, None)  # a cluster removed by a reload
+            self.last_error.pop(name, None)
         self.update_gauges(clusters, window_s)
 
     def reachable(self, cluster: ClusterRuntime, window_s: float) -> bool:

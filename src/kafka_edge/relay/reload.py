@@ -89,8 +89,7 @@ async def apply(proxy: Proxy, new: Config) -> None:
     for cluster in new.clusters:
         kept = proxy.clusters.get(cluster.name)
         if kept is not None and kept.config == cluster:
-            kept.routes = routes
-            runtimes[cluster.name] = kept
+            runtimes[cluster.name] = kept  # given the new routes at the switch
         else:
             runtimes[cluster.name] = ClusterRuntime(cluster, proxy.metrics, routes)
     wanted = binding_names(new)
@@ -106,6 +105,8 @@ async def apply(proxy: Proxy, new: Config) -> None:
         binding.tls = binding.acceptor.endpoint = endpoint
         binding.acceptor.listener = listener
     proxy.config, proxy.routes = new, routes
+    for runtime in runtimes.values():
+        runtime.routes = routes
     proxy.clusters.clear()
     proxy.clusters.update(runtimes)  # the acceptors hold this same dict
     setup_logging(new.observability.log_level, new.observability.log_format)

@@ -146,13 +146,9 @@ class Proxy:
         assert pr is not None
         gate = (ProxyGate(pr.proxy_protocol, f"port_routing of cluster {cluster.name}")
                 if pr.proxy_protocol is not None else None)
-        family = socket.AF_INET6 if ":" in pr.bind_host else socket.AF_INET
         served: list[tuple[PortAcceptor, socket.socket]] = []
         for port, target in routes.port_targets(cluster.name):
-            sock = socket.create_server((pr.bind_host, port), family=family, backlog=1024,
-                                        reuse_port=self.reuse_port)
-            binding.sockets.append(sock)
-            sock.setblocking(False)
+            sock = self._listen(binding, pr.bind_host, port)
             router = self._port_router(cluster.name, target.node)
 
             def factory(origin: Origin, router: Router = router) -> ProxyConnection:
@@ -167,12 +163,7 @@ class Proxy:
     async def _bind_sni(self, binding: Binding, listener: Listener) -> None:
         """SNI listeners route on the ClientHello, before the handshake (relay/accept.py)."""
         binding.tls = self.tls_endpoint(listener.tls, listener.name)
-        host, port = listener.bind_address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=1024,
-                                    reuse_port=self.reuse_port)
-        sock.setblocking(False)
-        binding.sockets.append(sock)
+        sock = self._listen(binding, *listener.bind_address)
         name = listener.name
 
         def factory(cluster: ClusterRuntime, node_id: int | None,
@@ -183,6 +174,15 @@ class Proxy:
                                self.metrics, factory, lambda: self.draining)
         binding.acceptor = acceptor
         binding.task = self.spawn(acceptor.serve(sock, self.spawn))
+
+    def _listen(self, binding: Binding, host: str, port: int) -> socket.socket:
+        """A non-blocking listening socket for an accept loop of ``binding`` (which closes it)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=1024,
+                                    reuse_port=self.reuse_port)
+        binding.sockets.append(sock)
+        sock.setblocking(False)
+        return sock
 
     def _factory(self, listener: str, router: Router,
                  origin: Origin | None = None) -> Callable[[], ProxyConnection]:
