@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import uvloop
+from paths import PortBlocks
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parent.parent
@@ -39,27 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def free_block(count: int) -> int:
-    """First of ``count`` consecutive ports free on 127.0.0.1 now (the machine is shared: a
-    port next to a free one may be another process's)."""
-    while True:
-        base = free_port()
-        if base + count > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
 
 
 def produce_request(correlation: int, size: int) -> bytes:
@@ -384,7 +364,7 @@ def ticks(pid: int) -> tuple[int, int]:
 
 def measure(kind: str, args: argparse.Namespace, upstream: int, work: Path,
             tls: dict[str, str] | None) -> dict[str, float]:
-    listen = free_block(6)  # the proxy's port, the broker port after it, the admin port
+    listen = PortBlocks().block(6)  # the proxy's port, its broker's after it, the admin port
     proxy = start_proxy(kind, listen, upstream, work, args.baseline_src, tls)
     perf = None
     if args.perf:

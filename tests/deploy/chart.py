@@ -56,10 +56,16 @@ def helm_run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+def template(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``helm template`` of the chart as release :data:`RELEASE` in :data:`NAMESPACE` for
+    Kubernetes :data:`KUBE_VERSION`, with ``args``."""
+    return helm_run(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                    "--kube-version", KUBE_VERSION, *args)
+
+
 def render(helm: Path, args: Sequence[str]) -> list[Obj]:
     """``helm template`` with ``args``: the rendered objects (AssertionError if it fails)."""
-    proc = helm_run(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                    "--kube-version", KUBE_VERSION, *args)
+    proc = template(helm, *args)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 

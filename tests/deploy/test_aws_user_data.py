@@ -31,7 +31,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 from collections import Counter
@@ -47,7 +46,7 @@ from testbed.clients import ClientSecurity, consume, produce
 
 from . import containers
 from .cfn_eval import Stack
-from .containers import DeployNet
+from .containers import DRAIN_S, DeployNet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
@@ -58,7 +57,6 @@ HERE = Path(__file__).resolve().parent
 TEST_IMAGE = f"{images.IMAGE_TAG}-userdata-test"
 DEPS = CACHE_DIR / "wheels" / "user-data"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:kafka-edge-test-AbCdEf"
-DRAIN_S = 20
 RECORDS = 1_000
 
 
@@ -93,24 +91,6 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _config(net: DeployNet) -> dict[str, Any]:
-    return {
-        "clusters": [{
-            "name": "testbed",
-            "upstream": {"bootstrap_servers": [net.cluster.bootstrap()]},
-            "port_routing": {
-                "bind_host": "0.0.0.0", "advertised_host": net.topo.edge_client_ip,
-                "bootstrap_port": 9098, "broker_port_base": 9099,
-                "node_id_min": 1, "node_id_max": 4,
-                "tls": {"certificates": [{"cert_file": "certs/edge.pem",
-                                          "key_file": "certs/edge.key"}]},
-            },
-        }],
-        "limits": {"drain_timeout_s": DRAIN_S},
-        "observability": {"http_bind": "0.0.0.0:9180"},
-    }
-
-
 def user_data(wheel: str, config: dict[str, Any], **overrides: str) -> str:
     """The launch template's user data of the shipped template for these parameters."""
     template = json.loads(TEMPLATE.read_text())
@@ -131,17 +111,6 @@ def _secret(ca: trustme.CA, ip: str) -> str:
         "edge.key": cert.private_key_pem.bytes().decode()})
 
 
-def _wait_booted(name: str) -> None:
-    deadline = time.monotonic() + 60
-    state = ""
-    while time.monotonic() < deadline:
-        state = containers.exec_in(name, "systemctl", "is-system-running", check=False).strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"systemd did not boot: {state}\n{containers.logs(name)}")
-
-
 def _run_user_data(name: str, path: str) -> subprocess.CompletedProcess[str]:
     """By bash, as root; pip pointed at the wheel folder (no route out)."""
     return images.podman("exec", "--env", "PIP_NO_INDEX=1", "--env",
@@ -159,7 +128,7 @@ def test_the_user_data_installs_configures_and_starts_kafka_edge(
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    config = _config(net)
+    config = containers.edge_config(net, tls=True)
     (wheel,) = (w.name for w in (wheels / "kafka").glob("*.whl"))
     aws = tmp_path / "aws"
     aws.mkdir()
@@ -178,7 +147,7 @@ def test_the_user_data_installs_configures_and_starts_kafka_edge(
                 "-v", f"{fake}:/usr/local/bin/aws:ro",
                 "-v", f"{tmp_path}:/var/lib/cloud/instance:ro"]
     with containers.container(userdata_image, run_args) as name:
-        _wait_booted(name)
+        containers.wait_booted(name)
         assert containers.exec_in(name, "getent", "passwd", "kafka-edge", check=False) == ""
         ran = _run_user_data(name, "/var/lib/cloud/instance/user-data.txt")
         assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -32,7 +32,6 @@ from .containers import DeployNet
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 RECORDS = 10_000
-HOLD_PROBE = Path(__file__).with_name("hold_probe.py")
 HTTP_GET = """
 import sys, urllib.request, urllib.error
 try:
@@ -90,25 +89,6 @@ def test_image_is_slim_non_root_and_has_no_compiler(image: str) -> None:
     assert int(cas) > 100, cas
 
 
-def _edge_config(net: DeployNet) -> dict[str, object]:
-    return {
-        "clusters": [{
-            "name": "testbed",
-            "upstream": {"bootstrap_servers": [net.cluster.bootstrap()]},
-            "port_routing": {
-                "bind_host": "0.0.0.0",
-                "advertised_host": net.topo.edge_client_ip,
-                "bootstrap_port": 9098,
-                "broker_port_base": 9099,
-                "node_id_min": 1,
-                "node_id_max": 4,
-            },
-        }],
-        "limits": {"drain_timeout_s": 20},
-        "observability": {"http_bind": "0.0.0.0:9180"},
-    }
-
-
 def _get(net: DeployNet, path: str) -> tuple[int, str]:
     """GET a health endpoint of the container from the client network."""
     url = f"http://{net.topo.edge_client_ip}:9180{path}"
@@ -131,7 +111,7 @@ def test_container_relays_10000_records_and_drains_on_stop(
         image: str, deploy_net: DeployNet, tmp_path: Path) -> None:
     net = deploy_net
     config = tmp_path / "kafka-edge.yaml"
-    config.write_text(yaml.safe_dump(_edge_config(net)))
+    config.write_text(yaml.safe_dump(containers.edge_config(net, tls=False)))
     config.chmod(0o644)
     run_args = ["--network", net.edge_network, *HARDENED,
                 "-v", f"{config}:/etc/kafka-edge/kafka-edge.yaml:ro"]
@@ -151,21 +131,9 @@ def test_container_relays_10000_records_and_drains_on_stop(
         assert Counter(got) == Counter(records)
 
         # a client connection open through the stop: the drain ends it, then the process exits 0
-        holder = net.topo.popen("client", [sys.executable, str(HOLD_PROBE),
-                                           net.topo.edge_client_ip, "9098"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().decode().strip() == "answered"
-            started = time.monotonic()
-            podman("stop", "--time", "60", name, timeout=90)
-            stopped_after = time.monotonic() - started
-            rest, err = holder.communicate(timeout=30)
-        finally:
-            if holder.poll() is None:
-                holder.kill()
-                holder.wait()
-        assert rest.decode().strip() == "eof", err.decode()
+        rest, err, stopped_after = containers.hold_through_stop(
+            net, lambda: podman("stop", "--time", "60", name, timeout=90))
+        assert rest == "eof", err
         assert containers.state(name, "ExitCode") == "0", containers.logs(name)
         assert stopped_after < 20, stopped_after  # drained, not killed at podman's deadline
         log = containers.logs(name)

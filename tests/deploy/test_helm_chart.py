@@ -23,7 +23,17 @@ import kafka_edge
 from kafka_edge.cli import build_parser
 
 from . import containers
-from .chart import CASES, CHART, Obj, edge_config, helm_run, one, pod_podman_args, values_args
+from .chart import (
+    CASES,
+    CHART,
+    Obj,
+    edge_config,
+    helm_run,
+    one,
+    pod_podman_args,
+    template,
+    values_args,
+)
 from .chart import render as render_args
 
 pytestmark = pytest.mark.slow
@@ -195,8 +205,7 @@ def test_the_chart_refuses(helm: Path, tmp_path: Path, values: dict[str, Any],
     for key, value in values.items():  # one level deep merge, as helm does for these keys
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
     file.write_text(yaml.safe_dump(base))
-    proc = helm_run(helm, "template", "edge", str(CHART), "--kube-version", "1.37.0",
-                    "-f", str(file))
+    proc = template(helm, "-f", str(file))
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
@@ -206,14 +215,12 @@ def test_proxy_protocol_listener_key_is_refused(helm: Path, tmp_path: Path) -> N
     base["config"]["clusters"][0]["sni_routing"]["advertised_port"] = 9098
     file = tmp_path / "values.yaml"
     file.write_text(yaml.safe_dump(base))
-    proc = helm_run(helm, "template", "edge", str(CHART), "--kube-version", "1.37.0",
-                    "-f", str(file))
+    proc = template(helm, "-f", str(file))
     assert "config.listeners[0].proxy_protocol: set by the chart" in proc.stderr
     base["config"]["listeners"][0].pop("proxy_protocol")
     base["config"]["clusters"][0]["sni_routing"]["advertised_port"] = 443
     file.write_text(yaml.safe_dump(base))
-    proc = helm_run(helm, "template", "edge", str(CHART), "--kube-version", "1.37.0",
-                    "-f", str(file))
+    proc = template(helm, "-f", str(file))
     assert "config.clusters[0].sni_routing.advertised_port (443) differs" in proc.stderr
 
 

@@ -38,7 +38,6 @@ UNIT_DIR = REPO / "deploy" / "systemd"
 UNIT = UNIT_DIR / "kafka-edge.service"
 SYSTEMD_IMAGE = f"{images.IMAGE_TAG}-systemd-test"
 TLS_PROBE = REPO / "tests" / "e2e" / "tls_probe.py"
-HOLD_PROBE = Path(__file__).with_name("hold_probe.py")
 RECORDS = 1_000
 MAX_EXPOSURE = 2.0  # systemd-analyze security: 0 (locked down) .. 10 (exposed); the unit has 1.4
 
@@ -90,35 +89,6 @@ def _own(etc: Path, gid: int) -> None:
     for path in (etc, etc / "certs", *etc.rglob("*")):
         subprocess.run(["chown", f"0:{gid}", str(path)], check=True)
         path.chmod(0o750 if path.is_dir() else 0o640)
-
-
-def _config(net: DeployNet) -> dict[str, object]:
-    return {
-        "clusters": [{
-            "name": "testbed",
-            "upstream": {"bootstrap_servers": [net.cluster.bootstrap()]},
-            "port_routing": {
-                "bind_host": "0.0.0.0", "advertised_host": net.topo.edge_client_ip,
-                "bootstrap_port": 9098, "broker_port_base": 9099,
-                "node_id_min": 1, "node_id_max": 4,
-                "tls": {"certificates": [{"cert_file": "certs/edge.pem",
-                                          "key_file": "certs/edge.key"}]},
-            },
-        }],
-        "limits": {"drain_timeout_s": 20},
-        "observability": {"http_bind": "0.0.0.0:9180"},
-    }
-
-
-def _wait_booted(name: str) -> None:
-    deadline = time.monotonic() + 60
-    state = ""
-    while time.monotonic() < deadline:
-        state = containers.exec_in(name, "systemctl", "is-system-running", check=False).strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"systemd did not boot: {state}\n{containers.logs(name)}")
 
 
 def _journal(name: str) -> str:
@@ -175,11 +145,11 @@ def test_systemd_runs_reloads_and_stops_the_unit(
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     _write_cert(ca, etc, net.topo.edge_client_ip)
-    (etc / "kafka-edge.yaml").write_text(yaml.safe_dump(_config(net)))
+    (etc / "kafka-edge.yaml").write_text(yaml.safe_dump(containers.edge_config(net, tls=True)))
     run_args = ["--systemd=always", "--cap-add", "SYS_ADMIN", "--network", net.edge_network,
                 "-v", f"{etc}:/etc/kafka-edge:ro"]
     with containers.container(systemd_image, run_args) as name:
-        _wait_booted(name)
+        containers.wait_booted(name)
         gid = int(containers.exec_in(name, "getent", "group", "kafka-edge").split(":")[2])
         _own(etc, gid)
         verify = podman_exec(name, "systemd-analyze", "verify",
@@ -219,21 +189,11 @@ def _reload(name: str, net: DeployNet, ca: trustme.CA, etc: Path, gid: int, ca_f
 
 def _stop_drains(name: str, net: DeployNet, ca_file: Path) -> None:
     """stop = SIGTERM: a connection open through it is drained, the service ends with 0."""
-    holder = net.topo.popen("client", [sys.executable, str(HOLD_PROBE), net.topo.edge_client_ip,
-                                       "9098", "--ca", str(ca_file)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().decode().strip() == "answered"
-        started = time.monotonic()
+    def stop() -> None:
         assert podman_exec(name, "systemctl", "stop", "kafka-edge").returncode == 0
-        stopped_after = time.monotonic() - started
-        rest, err = holder.communicate(timeout=30)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
-    assert rest.decode().strip() == "eof", err.decode()
+
+    rest, err, stopped_after = containers.hold_through_stop(net, stop, ca_file)
+    assert rest == "eof", err
     assert stopped_after < 20, stopped_after
     result = _service(name, "Result", "ExecMainCode", "ExecMainStatus", "ActiveState")
     assert result == {"Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0",

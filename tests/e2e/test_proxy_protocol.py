@@ -251,6 +251,15 @@ def _eventually(check: Callable[[], Any], what: str, timeout: float = 15.0) -> A
         time.sleep(0.2)
 
 
+def _wait_line(world: World, since: int, text: str) -> dict[str, Any]:
+    """The first of kafka-edge's log lines after byte ``since`` whose message holds ``text``,
+    waited for."""
+    found: dict[str, Any] = _eventually(
+        lambda: next((x for x in world.edge_lines(since) if text in str(x.get("msg"))), None),
+        f"a kafka-edge log line with {text!r}")
+    return found
+
+
 def _closed_peers(lines: list[dict[str, Any]], cluster: str) -> set[str]:
     return {str(line["peer"]) for line in lines
             if str(line.get("msg", "")).startswith("connection closed")
@@ -307,9 +316,7 @@ def test_a_refusal_after_the_header_names_the_client_and_its_load_balancer(world
     out = world.probe("once", LB_V2, str(LB_SNI_PORT), "--sni", f"nowhere.{DOMAINS['sni-v2']}",
                       "--ca", str(world.ca))
     assert out["answer"] is False and "UNRECOGNIZED_NAME" in out["error"].upper()
-    line = _eventually(lambda: next((x for x in world.edge_lines(since[0])
-                                     if "refused TLS server name" in str(x.get("msg"))), None),
-                       "the unknown_sni refusal line")
+    line = _wait_line(world, since[0], "refused TLS server name")
     assert line["peer"] == out["local"]  # the client's own address and port
     assert f"(through {TRUSTED_SOURCE}:" in line["msg"]
     assert world.edge.metric(REFUSED, listener="sni", reason="unknown_sni") == before + 1
@@ -331,9 +338,7 @@ def test_a_header_from_an_untrusted_source_is_refused(world: World, listener: st
     if listener == "sni":
         argv += ["--sni", f"boot.{DOMAINS['sni-v2']}", "--ca", str(world.ca)]
     assert world.probe(*argv)["answer"] is False
-    line = _eventually(lambda: next((x for x in world.edge_lines(since[0])
-                                     if message in str(x.get("msg"))), None),
-                       f"the refusal line ({message})")
+    line = _wait_line(world, since[0], message)
     assert line["level"] == "warning" and str(line["peer"]).startswith(f"{UNTRUSTED_SOURCE}:")
     assert world.refused(listener) == before + 1
 
@@ -351,9 +356,7 @@ def test_required_refuses_a_connection_without_a_header(world: World, listener: 
         argv += ["--sni", sni, "--ca", str(world.ca)]
     out = world.probe(*argv)
     assert out["answer"] is False
-    line = _eventually(lambda: next((x for x in world.edge_lines(since[0])
-                                     if message in str(x.get("msg"))), None),
-                       "the refusal line")
+    line = _wait_line(world, since[0], message)
     assert "malformed PROXY header: not a PROXY protocol header" in line["msg"]
     assert line["peer"] == out["local"]
     assert world.refused(listener) == before + 1
@@ -375,9 +378,7 @@ def test_a_malformed_header_closes_only_its_connection(world: World) -> None:
     out = world.probe("survivor", EDGE, str(PORT_BASES["port-v1"]), "--bind", TRUSTED_SOURCE,
                       "--header-hex", good.hex(), "--bad-hex", bad.hex())
     assert out == {"first": True, "bad_answered": False, "bad_closed": True, "after": True}
-    line = _eventually(lambda: next((x for x in world.edge_lines(since[0])
-                                     if "malformed PROXY header" in str(x.get("msg"))), None),
-                       "the malformed header's line")
+    line = _wait_line(world, since[0], "malformed PROXY header")
     assert 'v1 source port "04242"' in line["msg"]
     assert world.refused("port-v1.port_routing") == before + 1
     # the connection that stayed is logged under the client its header named
