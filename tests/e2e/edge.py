@@ -98,6 +98,18 @@ def read_frame(sock: socket.socket) -> bytes:
     return exact(size)
 
 
+def _workers(args: Sequence[str]) -> int:
+    """How many workers ``kafka-edge run`` starts with ``args`` (``--workers N``, ``=N`` or
+    ``auto``, as the command line reads them)."""
+    value = "1"
+    for i, arg in enumerate(args):
+        if arg == "--workers" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--workers="):
+            value = arg.partition("=")[2]
+    return len(os.sched_getaffinity(0)) if value == "auto" else int(value)
+
+
 class EdgeProcess:
     """A kafka-edge process run from a YAML config written to ``workdir``."""
 
@@ -119,8 +131,7 @@ class EdgeProcess:
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
         # with --workers N (N > 1) the supervisor says it once every worker answers
-        supervised = "--workers" in self.args and self.args[self.args.index("--workers") + 1] != "1"
-        self.ready_line = b"supervisor ready" if supervised else b"kafka-edge ready"
+        self.ready_line = b"supervisor ready" if _workers(self.args) > 1 else b"kafka-edge ready"
         self.started_at = 0.0
         self.ready_after: float | None = None
 

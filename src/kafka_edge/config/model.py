@@ -152,16 +152,14 @@ class Upstream:
         """Node ``node_id``'s upstream address by ``broker_address_pattern``; None without one."""
         if self.broker_address_pattern is None:
             return None
-        host_template, _, port = self.broker_address_pattern.rpartition(":")
-        return HostPort(host_template.replace(NODE, str(node_id)), int(port))
+        return _fill_address(self.broker_address_pattern, NODE, node_id)
 
     def name_address(self, number: int) -> HostPort | None:
         """The upstream address of the broker whose name carries ``number``, by
         ``broker_name_pattern``; None without one (or for a number outside 0..2**31-1)."""
         if self.broker_name_pattern is None or not 0 <= number <= MAX_NODE_ID:
             return None
-        host_template, _, port = self.broker_name_pattern.rpartition(":")
-        return HostPort(host_template.replace(NUMBER, str(number)), int(port))
+        return _fill_address(self.broker_name_pattern, NUMBER, number)
 
     def number_in_name(self, host: str) -> int | None:
         """The number an upstream broker host name carries by ``broker_name_pattern`` (canonical
@@ -169,6 +167,12 @@ class Upstream:
         if self.broker_name_pattern is None:
             return None
         return node_for_name(self.broker_name_pattern.rpartition(":")[0].lower(), host)
+
+
+def _fill_address(pattern: str, placeholder: str, number: int) -> HostPort:
+    """A checked ``"host-pattern:port"`` with ``number`` in place of ``placeholder``."""
+    host_template, _, port = pattern.rpartition(":")
+    return HostPort(host_template.replace(placeholder, str(number)), int(port))
 
 
 # -- how clients reach the edge --------------------------------------------------------------------

@@ -50,26 +50,26 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     balancer with PROXY protocol on sends one on its health checks too. The header is skipped
     (its addresses are not used: the admin port serves no client data)."""
     data = b""
-    header_done = False
-    while b"\r\n\r\n" not in data or not header_done:
-        if not header_done:
-            starts = sniff(data)
-            if starts is False:
-                header_done = True
-                continue
-            if starts is True:
-                header = parse_proxy_header(data)  # ProxyHeaderError: a bad header, closed
-                if header is not NEED_DATA:
-                    data = data[header.length:]
-                    header_done = True
-                    continue
-        if len(data) > MAX_REQUEST_HEAD:
-            raise asyncio.LimitOverrunError("request head too long", len(data))
-        chunk = await reader.read(4096)
-        if not chunk:
-            raise asyncio.IncompleteReadError(data, None)
-        data += chunk
+    while (starts := sniff(data)) is NEED_DATA:
+        data = await _read_more(reader, data)
+    if starts:
+        # ProxyHeaderError: a bad header, closed
+        while (header := parse_proxy_header(data)) is NEED_DATA:
+            data = await _read_more(reader, data)
+        data = data[header.length:]
+    while b"\r\n\r\n" not in data:
+        data = await _read_more(reader, data)
     return data
+
+
+async def _read_more(reader: asyncio.StreamReader, data: bytes) -> bytes:
+    """``data`` and the next bytes read; the head's size bounded, the peer's close an error."""
+    if len(data) > MAX_REQUEST_HEAD:
+        raise asyncio.LimitOverrunError("request head too long", len(data))
+    chunk = await reader.read(4096)
+    if not chunk:
+        raise asyncio.IncompleteReadError(data, None)
+    return data + chunk
 
 
 async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -40,13 +40,17 @@ class TlsEndpoint:
     def remember_files(self) -> None:
         """Note the files' modification times: ``changed`` is true again only when they
         change (after a failed load too, so a broken file is not retried every second)."""
+        self.mtimes = self._file_mtimes()
+
+    def _file_mtimes(self) -> tuple[float, ...]:
+        """Each file's modification time; -1.0 for one that cannot be read (gone)."""
         mtimes = []
         for f in self.files():
             try:
                 mtimes.append(f.stat().st_mtime)
             except OSError:
                 mtimes.append(-1.0)
-        self.mtimes = tuple(mtimes)
+        return tuple(mtimes)
 
     def expiries(self) -> list[tuple[str, float]]:
         """(certificate file, when it expires as a POSIX timestamp) of each served pair."""
@@ -54,14 +58,10 @@ class TlsEndpoint:
                 for pair in self.config.certificates]
 
     def changed(self) -> bool:
-        old = self.mtimes
-        self.remember_files()
-        new, self.mtimes = self.mtimes, old
-        return new != old
+        return self._file_mtimes() != self.mtimes
 
     def context_for(self, server_name: str) -> ssl.SSLContext | None:
         for cert in self.certificates:
             if cert.covers(server_name):
                 return cert.context
         return None
-
