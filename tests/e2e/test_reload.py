@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 from testbed.clients import consume, produce
 from testbed.cluster import KafkaCluster
@@ -159,3 +160,31 @@ def test_records_flow_through_a_reload_of_each_kind(
     assert result["acked"] == result["once"] == count, result
     numbers = sorted(int(v[:8]) for v in all_values(kafka3.bootstrap(), topic, 3))
     assert numbers == list(range(count))
+
+
+def test_a_certificate_no_longer_served_leaves_no_expiry_series(kafka1: KafkaCluster,
+                                                                tmp_path: Path) -> None:
+    """A reload that points a TLS port listener at other certificate files: the expiry gauge
+    reports the files served now, not the ones it replaced."""
+    ca = trustme.CA()
+    for name in ("old", "new"):
+        leaf = ca.issue_cert(EDGE_HOST)
+        leaf.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
+        (tmp_path / f"{name}.pem").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+
+    def certificates(name: str) -> dict[str, Any]:
+        return {"certificates": [{"cert_file": str(tmp_path / f"{name}.pem"),
+                                  "key_file": str(tmp_path / f"{name}.key")}]}
+
+    cluster = _cluster("main", kafka1, free_port_block(10, EDGE_HOST))
+    cluster["port_routing"]["tls"] = certificates("old")
+    with EdgeProcess({"clusters": [cluster]}, tmp_path) as proc:
+        series = "kafka_edge_certificate_expiry_seconds{"
+        assert f'{tmp_path / "old.pem"}"' in proc.metrics()
+        _rewrite(proc, lambda c: c["clusters"][0]["port_routing"].update(
+            tls=certificates("new")))
+        proc.signal(signal.SIGHUP)
+        assert _wait(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="ok") == 1)
+        lines = [line for line in proc.metrics().splitlines() if line.startswith(series)]
+        assert any(f'{tmp_path / "new.pem"}"' in line for line in lines), lines
+        assert not any(f'{tmp_path / "old.pem"}"' in line for line in lines), lines

@@ -109,6 +109,7 @@ async def apply(proxy: Proxy, new: Config) -> None:
         runtime.routes = routes
     proxy.clusters.clear()
     proxy.clusters.update(runtimes)  # the acceptors hold this same dict
+    proxy.export_expiries()
     setup_logging(new.observability.log_level, new.observability.log_format)
     for runtime in removed_clusters:
         runtime.close()

@@ -76,6 +76,7 @@ class Proxy:
     async def start(self) -> None:
         for name in binding_names(self.config):
             self.bindings[name] = await self.bind(self.config, name)
+        self.export_expiries()
         obs = self.config.observability
         if self.admin_socket is not None:  # a supervised worker: its supervisor serves the port
             self._health = HealthServer(self.metrics.registry, self.readiness,
@@ -220,15 +221,19 @@ class Proxy:
     def tls_endpoint(self, tls: TlsServerConfig, listener: str) -> TlsEndpoint:
         endpoint = TlsEndpoint(tls)
         endpoint.load()
-        self._export_expiry(endpoint, listener)
         return endpoint
 
-    def _export_expiry(self, endpoint: TlsEndpoint, listener: str) -> None:
-        """kafka_edge_certificate_expiry_seconds{listener, certificate}: computed at each scrape
-        from each served certificate's end of validity."""
-        for cert_file, not_after in endpoint.expiries():
-            self.metrics.cert_expiry.labels(listener, cert_file).set_function(
-                _seconds_until(not_after))
+    def export_expiries(self) -> None:
+        """kafka_edge_certificate_expiry_seconds{listener, certificate}, computed at each scrape
+        from the end of validity of each certificate the listeners serve now: rebuilt after
+        start-up, a certificate reload and a configuration reload, so that a file no longer
+        served (or a listener removed) leaves no series behind."""
+        gauge = self.metrics.cert_expiry
+        gauge.clear()
+        for binding in self.bindings.values():
+            if binding.tls is not None:
+                for cert_file, not_after in binding.tls.expiries():
+                    gauge.labels(binding.name, cert_file).set_function(_seconds_until(not_after))
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -264,12 +269,12 @@ class Proxy:
                     binding.name, "certificate reload failed for listener %s, keeping the "
                     "previous ones: %s", binding.name, exc)
                 continue
-            self._export_expiry(endpoint, binding.name)
             self.metrics.cert_reloads.labels("ok").inc()
             self._cert_trouble.ended(binding.name, "certificates of listener %s load again",
                                      binding.name)
             log.info("certificates reloaded", extra={
                 "listener": binding.name, "files": [str(f) for f in endpoint.files()]})
+        self.export_expiries()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         settings = self.config.observability.readiness
