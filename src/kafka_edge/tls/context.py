@@ -28,9 +28,11 @@ def certificate_names(cert_file: str | Path) -> list[str]:
 
 
 def certificate_not_after(cert_file: str | Path) -> float:
-    """When a PEM certificate (the first in the chain) expires, as a POSIX timestamp."""
-    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
-    return cert.not_valid_after_utc.timestamp()
+    """When a PEM chain file stops being valid, as a POSIX timestamp: the earliest end of
+    validity in it (an intermediate can expire before the leaf; `kafka-edge doctor` reads the
+    same)."""
+    chain = x509.load_pem_x509_certificates(Path(cert_file).read_bytes())
+    return min(cert.not_valid_after_utc for cert in chain).timestamp()
 
 
 def name_matches(pattern: str, server_name: str) -> bool:
