@@ -4,7 +4,8 @@ A configuration can be valid and still leave a fresh instance unable to serve a 
 instance learns broker addresses from the metadata it relays, and before it has relayed any it
 asks the cluster itself (discovery). When the cluster's listener requires SASL, that request is
 refused unless ``upstream.discovery.sasl`` gives the proxy its own credentials; with
-``upstream.broker_address_pattern`` the instance needs no metadata at all. Whether the listener
+``upstream.broker_address_pattern`` (or ``upstream.broker_name_pattern``, with SNI routing)
+the instance needs no metadata at all. Whether the listener
 requires SASL is not in the file, so ``kafka-edge check`` can only say what is missing and
 ``kafka-edge doctor`` asks the cluster. The relay's log line says the same when discovery fails.
 """
@@ -15,8 +16,10 @@ from kafka_edge.config.model import ClusterConfig, Config
 
 DISCOVERY_FIX = (
     "set upstream.discovery.sasl (PLAIN or SCRAM credentials for the proxy's own metadata "
-    "requests) or upstream.broker_address_pattern (each broker's upstream address from its "
-    "node id, e.g. \"b-{node}.my-cluster.example:9096\")"
+    "requests), upstream.broker_address_pattern (each broker's upstream address from its "
+    "node id, e.g. \"b-{node}.my-cluster.example:9096\") or, with SNI routing, "
+    "upstream.broker_name_pattern (each broker's upstream name from the number in its name, "
+    "as MSK Serverless names them)"
 )
 
 
@@ -34,9 +37,10 @@ def config_warnings(config: Config) -> list[str]:
     for i, cluster in enumerate(config.clusters):
         if discovery_unassisted(cluster):
             warnings.append(
-                f'clusters[{i}] ("{cluster.name}"): neither upstream.discovery.sasl nor '
-                "upstream.broker_address_pattern is set. If the cluster's listener requires "
-                "authentication (SASL), a freshly started instance cannot find a broker whose "
+                f'clusters[{i}] ("{cluster.name}"): none of upstream.discovery.sasl, '
+                "upstream.broker_address_pattern and upstream.broker_name_pattern is set. If "
+                "the cluster's listener requires authentication (SASL), a freshly started "
+                "instance cannot find a broker whose "
                 "address it has not yet seen in relayed metadata, and refuses a client's first "
                 "connection to it (behind a load balancer, any client whose broker connection "
                 f"lands on such an instance): {DISCOVERY_FIX}. `kafka-edge doctor` asks the "

@@ -36,8 +36,9 @@ def test_only_a_cluster_with_neither_credentials_nor_pattern_is_warned_about() -
     config = _config(_cluster("a"), _cluster("bb", **SASL), _cluster("ccc", **PATTERN))
     assert [discovery_unassisted(c) for c in config.clusters] == [True, False, False]
     [warning] = config_warnings(config)
-    assert warning.startswith('clusters[0] ("a"): neither upstream.discovery.sasl nor '
-                              "upstream.broker_address_pattern is set")
+    assert warning.startswith('clusters[0] ("a"): none of upstream.discovery.sasl, '
+                              "upstream.broker_address_pattern and "
+                              "upstream.broker_name_pattern is set")
     assert "refuses a client's first connection" in warning and DISCOVERY_FIX in warning
 
 
