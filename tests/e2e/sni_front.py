@@ -14,6 +14,7 @@ from typing import Any
 
 import trustme
 from testbed import netns
+from testbed.procs import terminate
 
 from .edge import EdgeProcess
 
@@ -95,7 +96,6 @@ def front(topo: netns.Topology, work: Path, config: Callable[[int, int], Mapping
         yield edges
     finally:
         if haproxy is not None:
-            haproxy.terminate()
-            haproxy.wait(10)
+            terminate([haproxy], timeout=10)
         for proc in edges.values():
             proc.stop()

@@ -1,7 +1,8 @@
 """A minimal HTTP/1.1 endpoint: /metrics, /healthz, /readyz, the status page (/, /status.json).
 
-Hand-written on asyncio streams (about forty lines) so the proxy needs no web framework and the
-endpoint runs on the proxy's own event loop: /healthz answering proves the loop is not stuck.
+Hand-written on asyncio streams (a request line and headers, maybe behind a PROXY header) so
+the proxy needs no web framework and the endpoint runs on the proxy's own event loop: /healthz
+answering proves the loop is not stuck.
 The same request handling (``answer_http``) serves the supervisor's admin port, whose pages
 gather the workers' (relay/supervisor.py).
 """
