@@ -64,8 +64,16 @@ def fuzz_one(name: str, runs: int, work: Path, random_seed: int | None = None) -
     atheris.Fuzz()
 
 
-_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
+# the final statistics (-print_final_stats=1) come on either way a run ends: libFuzzer's own
+# "Done N runs", or atheris counting -runs itself and exiting gracefully (no "Done" line)
+_EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _COV = re.compile(r"cov: (\d+) ft: (\d+)")
+
+
+def executions(out: str) -> int:
+    """How many inputs a fuzz run's output says it executed (0 if it did not finish)."""
+    found = _EXECUTED.search(out)
+    return int(found.group(1)) if found else 0
 
 
 def run_target(name: str, runs: int, work: Path, timeout_s: float) -> dict[str, object]:
@@ -75,10 +83,9 @@ def run_target(name: str, runs: int, work: Path, timeout_s: float) -> dict[str, 
                            "--work", str(work)], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout_s, check=False)
     out = proc.stdout + proc.stderr
-    done = _DONE.search(out)
     covs = _COV.findall(out)
     crashes = sorted(str(p) for p in (work / "crashes").glob(f"{name}-*"))
-    return {"name": name, "executions": int(done.group(1)) if done else 0,
+    return {"name": name, "executions": executions(out),
             "seconds": round(time.monotonic() - started, 1),
             "coverage_edges": int(covs[-1][0]) if covs else 0,
             "features": int(covs[-1][1]) if covs else 0,
