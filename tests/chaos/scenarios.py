@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.producing import PRODUCER, PRODUCER_CONFIG
+from tests.e2e.producing import PRODUCER, PRODUCER_CONFIG, end_offset
 
 IDEMPOTENT = {**PRODUCER_CONFIG, "enable.idempotence": True}
 REPO = Path(__file__).resolve().parents[2]
@@ -151,12 +151,12 @@ def read_back(bootstrap: str, topic: str, partitions: int,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          **(client_config or {})})
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+        deadline = time.monotonic() + timeout_s
+        ends = {p: end_offset(consumer, TopicPartition(topic, p), deadline)
                 for p in range(partitions)}
         consumer.subscribe([topic])
         out: dict[int, list[int]] = {p: [] for p in range(partitions)}
         positions = dict.fromkeys(range(partitions), 0)
-        deadline = time.monotonic() + timeout_s
         while any(positions[p] < ends[p] for p in ends) and time.monotonic() < deadline:
             for msg in consumer.consume(2000, timeout=0.5):
                 if msg.error() is not None:

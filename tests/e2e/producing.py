@@ -7,6 +7,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,27 @@ def producer_process() -> Iterator[list[subprocess.Popen[str]]]:
                 proc.stdout.close()
 
 
+def end_offset(consumer: Any, partition: Any, deadline: float) -> int:
+    """The partition's high watermark, asked again while the broker answers with a retriable
+    error: just after a leader moves, the new leader answers ListOffsets with
+    OFFSET_NOT_AVAILABLE ("leader high watermark is not caught up") until its followers have
+    fetched, which Kafka defines as retriable (a CI run met it in leaders_moved). librdkafka
+    does not flag these errors retriable here, so the codes Kafka's protocol marks retriable for
+    ListOffsets are named."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    retriable = {KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE,
+                 KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                 KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH}
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(partition, timeout=30)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() not in retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def all_values(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
     """Every record of ``topic`` read straight from the cluster, from offset 0 to the end."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -99,12 +121,12 @@ def all_values(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        deadline = time.monotonic() + 60
+        ends = {p: end_offset(consumer, TopicPartition(topic, p), deadline)
                 for p in range(partitions)}
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         out: list[bytes] = []
         done = {p for p, end in ends.items() if end == 0}
-        deadline = time.monotonic() + 60
         while len(done) < partitions and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
                 error, partition = msg.error(), msg.partition()
