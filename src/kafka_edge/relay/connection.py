@@ -39,7 +39,7 @@ def next_conn_id() -> str:
     return f"{os.getpid()}-{next(_ids)}"
 
 
-_A, _D, _R, _DR, _C = Phase.ACCEPTED, Phase.DIALLING, Phase.RELAYING, Phase.DRAINING, Phase.CLOSED
+_D, _R, _DR, _C = Phase.DIALLING, Phase.RELAYING, Phase.DRAINING, Phase.CLOSED
 _F = Phase.FINISHING
 
 # Route resolution: given a just-accepted client transport, which cluster and which target
