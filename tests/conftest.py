@@ -29,6 +29,14 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests are judged by what they find, not how fast: on a shared 2-core machine, with
+# brokers running beside them, an example may take longer than Hypothesis's default 200 ms
+# deadline (or its data generation trip the too_slow check) without anything being wrong.
+settings.register_profile("kafka-edge", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kafka-edge")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # also set by [tool.pytest.ini_options] pythonpath

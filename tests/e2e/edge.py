@@ -56,17 +56,26 @@ def _current_test() -> str:
     return current.rsplit(" (", 1)[0]  # without " (setup)" / " (call)" / " (teardown)"
 
 
+_handed_out: list[range] = []  # blocks this process gave out, most recent last
+
+
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
-    """First port of ``count`` consecutive ports that are free on ``host`` right now."""
+    """First port of ``count`` consecutive ports that are free on ``host`` right now, and that
+    overlap no block this process handed out recently (a test may pick two blocks before it
+    binds either)."""
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
         base = rng.randrange(20_000, 60_000 - count)
+        if any(base < r.stop and r.start < base + count for r in _handed_out):
+            continue
         socks: list[socket.socket] = []
         try:
             for port in range(base, base + count):
                 s = socket.socket()
                 socks.append(s)
                 s.bind((host, port))
+            _handed_out.append(range(base, base + count))
+            del _handed_out[:-200]
             return base
         except OSError:
             continue
@@ -96,6 +105,15 @@ def read_frame(sock: socket.socket) -> bytes:
 
     (size,) = struct.unpack(">i", exact(4))
     return exact(size)
+
+
+API_VERSIONS_V0 = struct.pack(">ihhih", 10, 18, 0, 1, 0)  # correlation id 1, no client id
+
+
+def api_versions(sock: socket.socket) -> None:
+    """One ApiVersions v0 exchange on ``sock``: a broker's answer came back through the edge."""
+    sock.sendall(API_VERSIONS_V0)
+    assert struct.unpack_from(">ih", read_frame(sock)) == (1, 0)
 
 
 def _workers(args: Sequence[str]) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from testbed.cluster import KafkaCluster
 
-from .edge import EdgeProcess, free_port_block, port_routing_config
+from .edge import EdgeProcess, api_versions, free_port_block, port_routing_config
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def test_readyz_follows_the_cluster_and_the_drain(kafka1: KafkaCluster, tmp_path
         # draining: a client holds a connection open, so the drain lasts; /readyz says 503
         held = socket.create_connection((EDGE_HOST, base), timeout=10)
         try:
-            time.sleep(1.5)  # the connection is relaying
+            api_versions(held)  # the connection is relaying
             proc.record_metrics()
             proc.signal(signal.SIGTERM)
             body = _wait_status(proc, 503, timeout=5)

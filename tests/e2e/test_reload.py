@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -29,7 +29,7 @@ import yaml
 from testbed.clients import consume, produce
 from testbed.cluster import KafkaCluster
 
-from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
+from .edge import EdgeProcess, api_versions, free_port_block, port_routing_config
 from .producing import PRODUCER, PRODUCER_CONFIG, all_values, producer_process
 
 __all__ = ["producer_process"]  # a fixture, used by name
@@ -46,10 +46,13 @@ def _cluster(name: str, kafka: KafkaCluster, base: int, **extra: Any) -> dict[st
 
 
 def _rewrite(proc: EdgeProcess, change: Callable[[dict[str, Any]], None]) -> None:
-    """Write a changed configuration over the running one's file (no signal)."""
+    """Put a changed configuration in place of the running one's file (no signal), whole: the
+    edge's file watch never reads a half-written file."""
     config = yaml.safe_load(proc.config_path.read_text())
     change(config)
-    proc.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    staged = proc.config_path.with_name(proc.config_path.name + ".new")
+    staged.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(staged, proc.config_path)
 
 
 def _wait(check: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -61,11 +64,6 @@ def _wait(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     return True
 
 
-def _api_versions(sock: socket.socket) -> None:
-    sock.sendall(struct.pack(">ihhih", 10, 18, 0, 1, 0))
-    assert struct.unpack_from(">ih", read_frame(sock)) == (1, 0)
-
-
 def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
         kafka1: KafkaCluster, kafka3: KafkaCluster, tmp_path: Path) -> None:
     one, two = free_port_block(10, EDGE_HOST), free_port_block(10, EDGE_HOST)
@@ -75,7 +73,7 @@ def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
     with EdgeProcess(config, tmp_path) as proc:
         held = socket.create_connection((EDGE_HOST, one), timeout=10)
         try:
-            _api_versions(held)
+            api_versions(held)
             # an invalid file: refused whole, the running configuration stays
             _rewrite(proc, lambda c: c["limits"].update(max_connections=-1))
             proc.signal(signal.SIGHUP)
@@ -85,7 +83,7 @@ def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
             assert "limits.max_connections" in proc.log()
             assert proc.metric("kafka_edge_config_last_reload_success") == 0
             with socket.create_connection((EDGE_HOST, one), timeout=10) as again:
-                _api_versions(again)
+                api_versions(again)
             # a valid file, noticed without a signal: cluster two added, cluster one removed
             _rewrite(proc, lambda c: c.update(clusters=[_cluster("two", kafka3, two)],
                                               limits={"drain_timeout_s": 10}))
@@ -151,12 +149,18 @@ def test_records_flow_through_a_reload_of_each_kind(
         producer.stdout.close()
         assert producer.wait(30) == 0
         assert not pending, f"the producer finished before: {[n for n, _ in pending]}"
+        # the invalid file is refused; the file watch may see it before the signal does, and
+        # then both try it (twice refused, each logged with the key)
         assert _wait(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="error")
-                     == 1)
+                     >= 1)
+        log = proc.log()
+        refusals = log.count("configuration reload failed")
+        assert refusals == proc.metric("kafka_edge_config_reloads_total", outcome="error")
+        assert log.count("port_routing.bind_host") == refusals, log[-3000:]
         assert proc.metric("kafka_edge_config_reloads_total", outcome="ok") == 4
         assert proc.metric("kafka_edge_config_generation") == 5
         with socket.create_connection((EDGE_HOST, extra), timeout=10) as sock:
-            _api_versions(sock)  # the cluster added on the way is served
+            api_versions(sock)  # the cluster added on the way is served
     assert result["acked"] == result["once"] == count, result
     numbers = sorted(int(v[:8]) for v in all_values(kafka3.bootstrap(), topic, 3))
     assert numbers == list(range(count))

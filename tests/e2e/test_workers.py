@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from testbed.clients import consume, produce
 from testbed.cluster import KafkaCluster
 
-from .edge import EdgeProcess, free_port_block, port_routing_config, read_frame
+from .edge import API_VERSIONS_V0, EdgeProcess, api_versions, free_port_block, port_routing_config
 from .producing import PRODUCER, PRODUCER_CONFIG, all_values, producer_process
 
 __all__ = ["producer_process"]  # a fixture, used by name
@@ -41,11 +40,9 @@ def _children(pid: int) -> list[int]:
 
 def _api_versions(address: tuple[str, int]) -> int:
     """One ApiVersions v0 exchange on a new connection; the request's size in bytes."""
-    request = struct.pack(">ihhih", 10, 18, 0, 1, 0)
     with socket.create_connection(address, timeout=10) as sock:
-        sock.sendall(request)
-        assert struct.unpack_from(">ih", read_frame(sock)) == (1, 0)
-    return len(request)
+        api_versions(sock)
+    return len(API_VERSIONS_V0)
 
 
 def _scrape(proc: EdgeProcess) -> dict[str, float]:
