@@ -57,9 +57,16 @@ fi
 
 # 3. Python virtualenv with the package and its dev extras
 stamp=.venv/.installed
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/pip ]; then
+  # also a half-made .venv (its pip never installed: an interrupted or failed first set-up)
   say "creating .venv"
-  "$PYTHON" -m venv .venv
+  rm -rf .venv
+  if ! "$PYTHON" -m venv .venv; then
+    say "creating .venv failed; trying once more"
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
+  fi
+  rm -f "$stamp"
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing kafka-edge[dev,bench,deploy] into .venv"
