@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,16 @@ def read_frame(sock: socket.socket) -> bytes:
 
     (size,) = struct.unpack(">i", exact(4))
     return exact(size)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Whether ``check()`` came true within ``timeout`` seconds (asked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 API_VERSIONS_V0 = struct.pack(">ihhih", 10, 18, 0, 1, 0)  # correlation id 1, no client id

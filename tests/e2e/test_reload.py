@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ import yaml
 from testbed.clients import consume, produce
 from testbed.cluster import KafkaCluster
 
-from .edge import EdgeProcess, api_versions, free_port_block, port_routing_config
+from .edge import EdgeProcess, api_versions, free_port_block, port_routing_config, wait_until
 from .producing import PRODUCER, PRODUCER_CONFIG, all_values, producer_process
 
 __all__ = ["producer_process"]  # a fixture, used by name
@@ -55,15 +54,6 @@ def _rewrite(proc: EdgeProcess, change: Callable[[dict[str, Any]], None]) -> Non
     os.replace(staged, proc.config_path)
 
 
-def _wait(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
         kafka1: KafkaCluster, kafka3: KafkaCluster, tmp_path: Path) -> None:
     one, two = free_port_block(10, EDGE_HOST), free_port_block(10, EDGE_HOST)
@@ -77,7 +67,7 @@ def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
             # an invalid file: refused whole, the running configuration stays
             _rewrite(proc, lambda c: c["limits"].update(max_connections=-1))
             proc.signal(signal.SIGHUP)
-            assert _wait(lambda: proc.metric("kafka_edge_config_reloads_total",
+            assert wait_until(lambda: proc.metric("kafka_edge_config_reloads_total",
                                              outcome="error") >= 1)
             assert "configuration reload failed, keeping the running configuration" in proc.log()
             assert "limits.max_connections" in proc.log()
@@ -87,7 +77,7 @@ def test_invalid_file_kept_out_valid_file_adds_and_removes_clusters(
             # a valid file, noticed without a signal: cluster two added, cluster one removed
             _rewrite(proc, lambda c: c.update(clusters=[_cluster("two", kafka3, two)],
                                               limits={"drain_timeout_s": 10}))
-            assert _wait(lambda: proc.metric("kafka_edge_config_generation") == 2)
+            assert wait_until(lambda: proc.metric("kafka_edge_config_generation") == 2)
             assert proc.metric("kafka_edge_config_last_reload_success") == 1
             records = [(b"%d" % i, b"two-%d" % i) for i in range(500)]
             produce("confluent", f"{EDGE_HOST}:{two}", topic, records)
@@ -151,7 +141,7 @@ def test_records_flow_through_a_reload_of_each_kind(
         assert not pending, f"the producer finished before: {[n for n, _ in pending]}"
         # the invalid file is refused; the file watch may see it before the signal does, and
         # then both try it (twice refused, each logged with the key)
-        assert _wait(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="error")
+        assert wait_until(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="error")
                      >= 1)
         log = proc.log()
         refusals = log.count("configuration reload failed")
@@ -188,7 +178,7 @@ def test_a_certificate_no_longer_served_leaves_no_expiry_series(kafka1: KafkaClu
         _rewrite(proc, lambda c: c["clusters"][0]["port_routing"].update(
             tls=certificates("new")))
         proc.signal(signal.SIGHUP)
-        assert _wait(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="ok") == 1)
+        assert wait_until(lambda: proc.metric("kafka_edge_config_reloads_total", outcome="ok") == 1)
         lines = [line for line in proc.metrics().splitlines() if line.startswith(series)]
         assert any(f'{tmp_path / "new.pem"}"' in line for line in lines), lines
         assert not any(f'{tmp_path / "old.pem"}"' in line for line in lines), lines

@@ -29,11 +29,11 @@ from kafka_edge.observability.logs import setup_logging
 from kafka_edge.relay.bindings import Binding, binding_names, binding_spec, drain, file_stamp
 from kafka_edge.relay.cluster import ClusterRuntime
 from kafka_edge.routing.routes import Routes
+from kafka_edge.tls.endpoint import TlsEndpoint
 
 if TYPE_CHECKING:
     from kafka_edge.config import Config, Listener
     from kafka_edge.relay.server import Proxy
-    from kafka_edge.tls.endpoint import TlsEndpoint
 
 log = logging.getLogger("kafka_edge.reload")
 
@@ -134,7 +134,7 @@ async def _bind_changes(proxy: Proxy, new: Config, wanted: list[str]) -> tuple[
             if current is not None and current.spec == binding_spec(new, name):
                 if current.acceptor is not None:  # an SNI listener: new TLS, names, clusters
                     listener = new.listener(name)
-                    updates.append((current, listener, proxy.tls_endpoint(listener.tls, name)))
+                    updates.append((current, listener, TlsEndpoint.loaded(listener.tls)))
                 continue
             if current is not None:  # same name, new address or ports: free them first
                 current.close()

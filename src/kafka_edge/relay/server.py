@@ -33,7 +33,7 @@ from kafka_edge.routing.routes import Routes
 from kafka_edge.tls.endpoint import TlsEndpoint
 
 if TYPE_CHECKING:
-    from kafka_edge.config import ClusterConfig, Config, Listener, TlsServerConfig
+    from kafka_edge.config import ClusterConfig, Config, Listener
 
 log = logging.getLogger("kafka_edge.server")
 Router = Callable[[asyncio.Transport], Route | None]
@@ -120,7 +120,7 @@ class Proxy:
         assert pr is not None
         ssl_ctx = None
         if pr.tls is not None:
-            binding.tls = self.tls_endpoint(pr.tls, binding.name)
+            binding.tls = TlsEndpoint.loaded(pr.tls)
             ssl_ctx = _port_tls(binding.tls)
         if pr.proxy_protocol is not None or ssl_ctx is not None:
             # the PROXY header comes before TLS, and a failed handshake is counted by reason:
@@ -163,7 +163,7 @@ class Proxy:
 
     async def _bind_sni(self, binding: Binding, listener: Listener) -> None:
         """SNI listeners route on the ClientHello, before the handshake (relay/accept.py)."""
-        binding.tls = self.tls_endpoint(listener.tls, listener.name)
+        binding.tls = TlsEndpoint.loaded(listener.tls)
         sock = self._listen(binding, *listener.bind_address)
         name = listener.name
 
@@ -217,11 +217,6 @@ class Proxy:
         """SNI name -> (cluster, target) among the clusters routed on ``listener``."""
         target = self.routes.by_server_name(listener, server_name)
         return None if target is None else (self.clusters[target.cluster], target.node)
-
-    def tls_endpoint(self, tls: TlsServerConfig, listener: str) -> TlsEndpoint:
-        endpoint = TlsEndpoint(tls)
-        endpoint.load()
-        return endpoint
 
     def export_expiries(self) -> None:
         """kafka_edge_certificate_expiry_seconds{listener, certificate}, computed at each scrape

@@ -22,6 +22,13 @@ class TlsEndpoint:
     base: ssl.SSLContext | None = None
     mtimes: tuple[float, ...] = ()
 
+    @classmethod
+    def loaded(cls, config: TlsServerConfig) -> TlsEndpoint:
+        """An endpoint with ``config``'s certificate files loaded (errors raised: refused)."""
+        endpoint = cls(config)
+        endpoint.load()
+        return endpoint
+
     def files(self) -> list[Path]:
         return [Path(p) for c in self.config.certificates for p in (c.cert_file, c.key_file)]
 
